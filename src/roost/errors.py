@@ -1,0 +1,261 @@
+"""Every exception roost raises, under one root.
+
+::
+
+    RoostError
+    ├── ProtocolError             the peer broke the wire protocol (remote garbage)
+    │   ├── FramingError          bad sync byte, length, truncated fields, unknown code...
+    │   └── InvalidValue          a value that is not exactly one valid msgpack object
+    ├── LocalProtocolError        we tried to send something our role may not send (misuse)
+    ├── ConnectionClosed          the connection is gone
+    │   └── Disconnected          a request was in flight when the connection was lost
+    ├── ConnectFailed             could not reach the broker (also an OSError)
+    ├── RemoteError               the peer answered with an error reply; ``.value`` is the wire value
+    │   └── LeaseError            an extension reply with a lease ``status``
+    │       ├── AlreadyClaimed, NotHolder, NotWaiting, NoLease, Older, Revoked,
+    │       ├── WrongEpoch, InvalidLease, Unmanaged, TimeoutRequired,
+    │       ├── InvalidResource, NotPermitted, ResourceLimit
+    │       └── LeaseWaitTimeout  also a TimeoutError
+    ├── LeaseLost                 a held lease ended (``.reason``)
+    └── LeasesUnsupported         the broker is a plain ESHET server without the lease extension
+
+Local misuse and remote garbage live on separate branches: a ``ProtocolError`` always means the
+peer sent something wrong, a ``LocalProtocolError`` always means this process did.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = (
+    "AlreadyClaimed",
+    "ConnectFailed",
+    "ConnectionClosed",
+    "Disconnected",
+    "FramingError",
+    "InvalidLease",
+    "InvalidResource",
+    "InvalidValue",
+    "LeaseError",
+    "LeaseLost",
+    "LeaseWaitTimeout",
+    "LeasesUnsupported",
+    "LocalProtocolError",
+    "NoLease",
+    "NotHolder",
+    "NotPermitted",
+    "NotWaiting",
+    "Older",
+    "ProtocolError",
+    "RemoteError",
+    "ResourceLimit",
+    "Revoked",
+    "RoostError",
+    "TimeoutRequired",
+    "Unmanaged",
+    "WrongEpoch",
+    "lease_error_for",
+)
+
+
+class RoostError(Exception):
+    """Root of every exception roost raises."""
+
+
+class ProtocolError(RoostError):
+    """The peer sent bytes that break the wire protocol."""
+
+
+class FramingError(ProtocolError):
+    """A framing or layout error: the connection must be closed (protocol.md §3)."""
+
+
+class InvalidValue(ProtocolError):
+    """A value is not exactly one valid msgpack object (protocol.md §4.2).
+
+    The connection survives: the broker answers ``invalid_value``.
+    """
+
+
+class LocalProtocolError(RoostError):
+    """This side tried to send a message its role may not send, or sent it at the wrong time."""
+
+
+class ConnectionClosed(RoostError):
+    """The connection to the broker is closed."""
+
+
+class Disconnected(ConnectionClosed):
+    """The connection was lost while a request waited for its answer."""
+
+
+class ConnectFailed(RoostError, OSError):
+    """The broker could not be reached."""
+
+
+class RemoteError(RoostError):
+    """The peer answered a request with an error reply.
+
+    ``value`` is the decoded wire value, for example ``"path_not_found"``.
+    """
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value)
+        self.value = value
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class LeaseError(RemoteError):
+    """An extension reply whose ``status`` is not ``OK``.
+
+    ``status`` is the wire status (``"OLDER"``), ``reply`` the whole reply map (it carries
+    ``holders``, ``reason`` and friends where the protocol defines them).
+    """
+
+    status: str = ""
+
+    def __init__(self, reply: dict[str, Any]) -> None:
+        super().__init__(reply)
+        self.reply = reply
+        self.status = str(reply.get("status", self.status))
+
+    @property
+    def holders(self) -> list[dict[str, Any]]:
+        """The current holders the broker reported with this refusal."""
+        holders = self.reply.get("holders")
+        return list(holders) if isinstance(holders, list) else []
+
+    def __str__(self) -> str:
+        reason = self.reply.get("reason")
+        return f"{self.status} ({reason})" if reason else self.status
+
+
+class AlreadyClaimed(LeaseError):
+    """The resource is held incompatibly (``ALREADY_CLAIMED``)."""
+
+    status = "ALREADY_CLAIMED"
+
+
+class LeaseWaitTimeout(LeaseError, TimeoutError):
+    """A queued acquire reached its deadline (``TIMEOUT``)."""
+
+    status = "TIMEOUT"
+
+
+class NotHolder(LeaseError):
+    """The token is valid but this connection does not hold it (``NOT_HOLDER``)."""
+
+    status = "NOT_HOLDER"
+
+
+class NotWaiting(LeaseError):
+    """No such queued wait of this connection (``NOT_WAITING``)."""
+
+    status = "NOT_WAITING"
+
+
+class NoLease(LeaseError):
+    """A guarded node was called without a covering lease (``NO_LEASE``)."""
+
+    status = "NO_LEASE"
+
+
+class Older(LeaseError):
+    """A newer grant exists for the token's resource (``OLDER``)."""
+
+    status = "OLDER"
+
+
+class Revoked(LeaseError):
+    """The token's lease has ended (``REVOKED``); ``reason`` says why."""
+
+    status = "REVOKED"
+
+    @property
+    def reason(self) -> str | None:
+        reason = self.reply.get("reason")
+        return reason if isinstance(reason, str) else None
+
+
+class WrongEpoch(LeaseError):
+    """The token comes from another broker run (``WRONG_EPOCH``)."""
+
+    status = "WRONG_EPOCH"
+
+
+class InvalidLease(LeaseError):
+    """The token is malformed or was never issued (``INVALID_LEASE``)."""
+
+    status = "INVALID_LEASE"
+
+
+class Unmanaged(LeaseError):
+    """The resource is not managed, or the token is not for it (``UNMANAGED``)."""
+
+    status = "UNMANAGED"
+
+
+class TimeoutRequired(LeaseError):
+    """Leases need a connection with a non-zero idle timeout (``TIMEOUT_REQUIRED``)."""
+
+    status = "TIMEOUT_REQUIRED"
+
+
+class InvalidResource(LeaseError):
+    """A bad or undeclared resource name (``INVALID_RESOURCE``)."""
+
+    status = "INVALID_RESOURCE"
+
+
+class NotPermitted(LeaseError):
+    """The resource may not be taken (``NOT_PERMITTED``)."""
+
+    status = "NOT_PERMITTED"
+
+
+class ResourceLimit(LeaseError):
+    """The broker's resource table is full (``RESOURCE_LIMIT``)."""
+
+    status = "RESOURCE_LIMIT"
+
+
+class LeaseLost(RoostError):
+    """A lease this client held has ended; ``reason`` says why (``taken``, ``disconnected``...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class LeasesUnsupported(RoostError):
+    """The broker does not offer the lease extension (a plain ESHET server)."""
+
+
+_BY_STATUS: dict[str, type[LeaseError]] = {
+    cls.status: cls
+    for cls in (
+        AlreadyClaimed,
+        LeaseWaitTimeout,
+        NotHolder,
+        NotWaiting,
+        NoLease,
+        Older,
+        Revoked,
+        WrongEpoch,
+        InvalidLease,
+        Unmanaged,
+        TimeoutRequired,
+        InvalidResource,
+        NotPermitted,
+        ResourceLimit,
+    )
+}
+
+
+def lease_error_for(reply: dict[str, Any]) -> LeaseError:
+    """Build the exception for an extension error reply map, by its ``status``."""
+    status = reply.get("status")
+    cls = _BY_STATUS.get(status, LeaseError) if isinstance(status, str) else LeaseError
+    return cls(reply)
