@@ -4,11 +4,14 @@ Rules of this module:
 
 - ``receive_data(bytes)`` returns the complete messages received, in order; a value error comes back
   as a :class:`~roost.protocol.messages.BadValue` in its place; anything that must close the
-  connection raises :class:`~roost.errors.FramingError` (and the object is unusable afterwards).
-- ``send(message)`` returns the frame bytes to write and records request ids this side originated,
-  so that a reply to an id nobody waits for is caught (protocol.md §7).
+  connection raises :class:`~roost.errors.FramingError` (the object is unusable afterwards).
+- ``send(message)`` returns the frame bytes to write and records the request ids this side
+  originated, so that a reply to an id nobody waits for is caught (protocol.md §7) and no two
+  outstanding requests share an id.
 - Role checks: a broker (``Role.SERVER``) refuses server-only messages from its peer; a client
-  (``Role.CLIENT``) refuses client-only ones and anything before the hello reply.
+  (``Role.CLIENT``) refuses client-only ones, and anything but replies to its own requests before
+  the hello reply (protocol.md §6).
+- Extension messages (Part II) are never sent to a peer that has not sent one first (E1).
 - No sockets, no clock, no logging.
 """
 
@@ -27,12 +30,32 @@ __all__ = ("ID_SPACE", "Connection", "Role")
 #: Request ids are u16 (protocol.md §7).
 ID_SPACE: Final = 0x10000
 
-_REPLY_CODES: Final = frozenset({0x05, 0x06})
-_STATE_REPLY_CODES: Final = frozenset({0x07, 0x08, 0x0A, 0x0B})
-_HELLO_REPLY_CODES: Final = frozenset({0x03, 0x04})
-
 #: Requests a broker sends to an owner, which the owner answers with 0x05/0x06.
 _SERVER_REQUESTS: Final = frozenset({0x11, 0x21, 0x22, 0x47, 0x68, 0x69})
+#: Requests a client sends that the broker answers (everything with an id except replies).
+_CLIENT_REQUESTS: Final = (m.CLIENT_ONLY - {0x01, 0x02}) | {0x11}
+
+# What a received type byte means for each role, looked up once per frame.
+_UNKNOWN, _FORBIDDEN, _PLAIN, _REPLY, _HELLO, _HELLO_REPLY = range(6)
+
+
+def _kinds(role: Role) -> tuple[int, ...]:
+    forbidden = m.SERVER_ONLY if role is Role.SERVER else m.CLIENT_ONLY
+    replies = {0x05, 0x06} if role is Role.SERVER else {0x05, 0x06, 0x07, 0x08, 0x0A, 0x0B}
+    hellos = {0x01: _HELLO, 0x02: _HELLO} if role is Role.SERVER else {0x03: _HELLO_REPLY}
+    if role is Role.CLIENT:
+        hellos[0x04] = _HELLO_REPLY
+    table = []
+    for code in range(256):
+        if code not in m.BY_CODE:
+            table.append(_UNKNOWN)
+        elif code in forbidden:
+            table.append(_FORBIDDEN)
+        elif code in replies:
+            table.append(_REPLY)
+        else:
+            table.append(hellos.get(code, _PLAIN))
+    return tuple(table)
 
 
 class Role(enum.Enum):
@@ -42,19 +65,36 @@ class Role(enum.Enum):
     SERVER = "server"
 
 
+_KINDS: Final = {role: _kinds(role) for role in Role}
+
+
 class Connection:
     """Protocol state of one connection: framing, role checks, hello phase and request ids.
 
     Args:
         role: ``Role.SERVER`` for the broker's end, ``Role.CLIENT`` for a client's end.
+
+    Attributes:
+        role: as given.
+        hello_done: server: a valid hello was received; client: a hello reply was received.
+        timeout: the idle timeout in seconds declared by the latest hello (received by a server,
+            sent by a client); 0 means none.
+        version: the protocol version, always 1.
+        opted_in: the peer has sent an extension message (Part II), so extension messages may
+            be sent to it.
     """
 
     __slots__ = (
         "_decoder",
+        "_forgotten",
+        "_hello_pending",
+        "_kinds",
         "_next_id",
         "_outstanding",
-        "_peer_forbidden",
+        "_own_forbidden",
+        "_requests",
         "hello_done",
+        "opted_in",
         "role",
         "timeout",
         "version",
@@ -63,27 +103,33 @@ class Connection:
     def __init__(self, role: Role) -> None:
         self.role = role
         self._decoder = FrameDecoder()
+        self._kinds = _KINDS[role]
+        server = role is Role.SERVER
+        self._requests = _SERVER_REQUESTS if server else _CLIENT_REQUESTS
+        self._own_forbidden = m.CLIENT_ONLY if server else m.SERVER_ONLY
         self._next_id = 0
         self._outstanding: set[int] = set()
-        self._peer_forbidden = m.SERVER_ONLY if role is Role.SERVER else m.CLIENT_ONLY
-        #: True once a hello was received (server) or its reply received (client).
+        self._forgotten: set[int] = set()
+        self._hello_pending = 0
         self.hello_done = False
-        #: The idle timeout (seconds) declared by the latest hello; 0 means none.
         self.timeout = 0
         self.version = m.VERSION
+        self.opted_in = False
 
     # -- ids ---------------------------------------------------------------------------------
 
     @property
     def outstanding(self) -> frozenset[int]:
-        """Ids of requests this side sent that still wait for their reply."""
+        """Ids of requests this side sent whose reply has not arrived (forgotten ones included)."""
         return frozenset(self._outstanding)
 
     def allocate_id(self) -> int | None:
-        """Return the next request id not outstanding (counter from 0, mod 65536), or ``None``.
+        """Return the next request id not outstanding, or ``None`` when all 65536 are.
 
-        ``None`` means all 65536 ids are outstanding (the broker answers ``too_many_requests``).
-        The id becomes outstanding when the request carrying it is passed to :meth:`send`.
+        The counter starts at 0 and moves +1 mod 65536 per id handed out, skipping ids still
+        outstanding (protocol.md §7). ``None`` means every id waits for a reply (a broker then
+        answers the requester ``too_many_requests``). The id becomes outstanding when the request
+        carrying it is passed to :meth:`send`; an id allocated but never sent is simply skipped.
         """
         outstanding = self._outstanding
         if len(outstanding) >= ID_SPACE:
@@ -95,70 +141,108 @@ class Connection:
         return rid
 
     def forget_id(self, rid: int) -> None:
-        """Stop waiting for the reply to ``rid`` (a cancelled request); a late reply is then
-        a protocol error on the server side and ignored by :meth:`receive_data` on the client side.
+        """Stop waiting for the reply to ``rid`` (a cancelled or timed-out request).
+
+        The peer still owes exactly one reply, so the id stays reserved (never reallocated) until
+        that reply arrives; :meth:`receive_data` then consumes it silently. An id that is not
+        outstanding is ignored.
         """
-        self._outstanding.discard(rid)
+        if rid in self._outstanding:
+            self._forgotten.add(rid)
 
     # -- sending -----------------------------------------------------------------------------
 
     def send(self, msg: m.Message) -> bytes:
-        """Encode ``msg`` as a frame, after checking this role may send it.
+        """Encode ``msg`` as a frame, after checking this role may send it now.
+
+        Requests this side originates (a client's requests, a broker's forwards to owners) have
+        their id recorded as outstanding until the reply arrives.
 
         Raises:
-            LocalProtocolError: the message is the peer's to send, or does not fit in a frame.
+            LocalProtocolError: the message is the peer's to send; it is an extension message and
+                the peer never sent one; its request id is already outstanding; or it does not
+                encode (too large, bad path, field out of range).
         """
         code = msg.code
-        if code in (m.CLIENT_ONLY if self.role is Role.SERVER else m.SERVER_ONLY):
+        if code in self._own_forbidden:
             raise LocalProtocolError(f"a {self.role.value} cannot send {type(msg).__name__}")
+        if code >= 0x50 and self.role is Role.SERVER and not self.opted_in:
+            raise LocalProtocolError(
+                f"{type(msg).__name__} sent to a peer that has not used the extension"
+            )
         data = codec.encode(msg)
-        if self.role is Role.SERVER:
-            if code in _SERVER_REQUESTS:
-                self._outstanding.add(msg.id)  # type: ignore[union-attr]
-        elif code not in (0x01, 0x02, 0x05, 0x06) and hasattr(msg, "id"):
-            self._outstanding.add(msg.id)
+        if code in self._requests:
+            rid: int = msg.id  # type: ignore[union-attr]
+            if rid in self._outstanding:
+                raise LocalProtocolError(f"request id {rid} is already outstanding")
+            self._outstanding.add(rid)
+        elif code < 0x03:
+            self._hello_pending += 1
+            self.timeout = msg.timeout  # type: ignore[union-attr]
         return data
 
     # -- receiving ---------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[m.Message | m.BadValue]:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[m.Message | m.BadValue]:
         """Feed received bytes; return every complete message in arrival order.
 
+        A reply to a forgotten id (:meth:`forget_id`) is consumed and not returned. A message
+        whose value is invalid is returned as a :class:`~roost.protocol.messages.BadValue`
+        (a reply's id is consumed all the same).
+
         Raises:
-            FramingError: the peer broke the protocol (protocol.md §3, §5, §6, §7); close the
+            FramingError: the peer broke the protocol (protocol.md §3, §5, §6, §7): bad framing or
+                layout, an unknown or forbidden type code, a reply to an id nobody waits for, a
+                hello with a version other than 1 or an invalid client id, a hello reply nobody
+                asked for, or (client) another message before the hello reply. Close the
                 connection.
         """
         payloads = self._decoder.feed(data)
         if not payloads:
             return []
         out: list[m.Message | m.BadValue] = []
-        forbidden = self._peer_forbidden
-        decode = codec.decode
-        outstanding = self._outstanding
-        server = self.role is Role.SERVER
+        kinds = self._kinds
+        table = codec.DECODER_TABLE
         for payload in payloads:
             code = payload[0]
-            if code in forbidden:
-                raise FramingError(f"the peer may not send type 0x{code:02x}")
-            msg = decode(payload)
-            if code in _REPLY_CODES or (not server and code in _STATE_REPLY_CODES):
-                rid = msg.id
-                if rid not in outstanding:
-                    if server:
-                        raise FramingError(f"reply to id {rid}, which nobody waits for")
-                    continue  # a reply to a request the client gave up on
-                outstanding.discard(rid)
-            elif code < 0x03:
-                if isinstance(msg, m.BadValue):
-                    raise FramingError(f"invalid client id in hello_id: {msg.reason}")
-                if msg.version != m.VERSION:  # type: ignore[union-attr]
-                    raise FramingError(f"unsupported protocol version {msg.version}")  # type: ignore[union-attr]
-                self.hello_done = True
-                self.timeout = msg.timeout  # type: ignore[union-attr]
-            elif not server:
-                if code in _HELLO_REPLY_CODES:
-                    self.hello_done = True
-                elif not self.hello_done:
+            kind = kinds[code]
+            if kind == _PLAIN:
+                if not self.hello_done and self.role is Role.CLIENT:
                     raise FramingError(f"type 0x{code:02x} received before the hello reply")
+                msg = table[code](payload)  # type: ignore[misc]
+                if code >= 0x50:
+                    self.opted_in = True
+            elif kind == _REPLY:
+                msg = table[code](payload)  # type: ignore[misc]
+                rid: int = msg.id  # type: ignore[union-attr]
+                outstanding = self._outstanding
+                if rid not in outstanding:
+                    raise FramingError(f"reply to id {rid}, which nobody waits for")
+                outstanding.discard(rid)
+                if self._forgotten and rid in self._forgotten:
+                    self._forgotten.discard(rid)
+                    continue
+            elif kind == _FORBIDDEN:
+                raise FramingError(f"a {self.role.value} may not receive type 0x{code:02x}")
+            elif kind == _UNKNOWN:
+                raise FramingError(f"unknown type code 0x{code:02x}")
+            else:
+                msg = self._hello(kind, table[code](payload))  # type: ignore[misc]
             out.append(msg)
         return out
+
+    def _hello(self, kind: int, msg: m.Message | m.BadValue) -> m.Message:
+        """Apply a received hello (server) or hello reply (client)."""
+        if isinstance(msg, m.BadValue):
+            raise FramingError(f"invalid client id in a hello: {msg.reason}")
+        if kind == _HELLO:
+            assert isinstance(msg, m.Hello | m.HelloId)
+            if msg.version != m.VERSION:
+                raise FramingError(f"unsupported protocol version {msg.version}")
+            self.timeout = msg.timeout
+        else:
+            if not self._hello_pending:
+                raise FramingError("a hello reply without a hello")
+            self._hello_pending -= 1
+        self.hello_done = True
+        return msg

@@ -3,8 +3,10 @@
 Rules of this module:
 
 - Sans-IO: bytes in, payloads out. No sockets, no event loop, no clock.
-- A bad sync byte or a zero length raises :class:`~roost.errors.FramingError`; the caller closes.
-- A partially received frame is buffered and costs at most its declared length (<= 65535 bytes).
+- A bad sync byte or a zero length raises :class:`~roost.errors.FramingError` as soon as the
+  offending header byte arrives; the caller closes the connection.
+- A partially received frame is buffered and costs at most its declared length (<= 65535 bytes
+  plus the 3 header bytes); complete frames are never held back.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from roost.errors import FramingError, LocalProtocolError
 
 __all__ = ("HEADER_SIZE", "MAX_PAYLOAD", "SYNC", "FrameDecoder", "encode_frame")
 
+#: The first byte of every frame.
 SYNC: Final = 0x47
+#: Sync byte plus the u16 payload length.
 HEADER_SIZE: Final = 3
+#: The largest payload a frame can carry.
 MAX_PAYLOAD: Final = 0xFFFF
 
 
@@ -33,7 +38,11 @@ def encode_frame(payload: bytes) -> bytes:
 
 
 class FrameDecoder:
-    """Incremental frame decoder: feed any split of the byte stream, get whole payloads."""
+    """Incremental frame decoder: feed any split of the byte stream, get whole payloads.
+
+    After a :class:`~roost.errors.FramingError` the decoder's state is undefined: discard it
+    with its connection.
+    """
 
     __slots__ = ("_buf", "_need")
 
@@ -46,12 +55,14 @@ class FrameDecoder:
         """Bytes of an incomplete frame held back."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """Add received bytes and return the payloads of every frame now complete.
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """Add received bytes and return the payloads of every frame now complete, in order.
+
+        Args:
+            data: any number of bytes (or a bytes-like object), cut anywhere, also empty.
 
         Raises:
-            FramingError: a bad sync byte or a zero-length frame. The decoder is then unusable;
-                the connection must be closed.
+            FramingError: a bad sync byte or a zero-length frame.
         """
         buf: bytes | bytearray
         if self._buf:
@@ -61,6 +72,12 @@ class FrameDecoder:
             buf = bytes(self._buf)
             self._buf = bytearray()
         else:
+            if type(data) is not bytes:
+                data = bytes(data)  # payloads must be immutable: values are kept and hashed
+            # The common case: a chunk that holds exactly one whole frame.
+            size = len(data) - HEADER_SIZE
+            if size > 0 and data[0] == SYNC and (data[1] << 8) | data[2] == size:
+                return [data[HEADER_SIZE:]]
             buf = data
         out: list[bytes] = []
         pos = 0

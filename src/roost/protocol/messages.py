@@ -6,25 +6,46 @@ Rules of this module:
   decoded as Latin-1, so every byte string round-trips and validation is the broker's job),
   values are :class:`~roost.protocol.values.Value` (the sender's bytes plus a decoded view).
 - ``code`` is the type byte; ``SERVER_ONLY`` / ``CLIENT_ONLY`` say who may send what.
-- Extension requests carry their map as ``body``; pushes carry only ``body``.
+- Extension requests carry their map as ``body``; pushes carry only ``body``. Their classes live
+  in :mod:`roost.protocol.extensions` and are re-exported here.
 - No I/O, no msgpack: encoding lives in ``codec``.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import ClassVar, Final, Literal, TypeAlias
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Final, Literal, TypeAlias, get_args
 
+from roost.protocol.extensions import (
+    GuardedCall,
+    GuardedSet,
+    LeaseAcquire,
+    LeaseCall,
+    LeaseCancel,
+    LeaseGranted,
+    LeaseGuard,
+    LeaseInfo,
+    LeaseList,
+    LeaseRetain,
+    LeaseReturn,
+    LeaseRevoked,
+    LeaseSet,
+    LeaseTake,
+    LeaseValidate,
+    LeaseWaitEnded,
+)
 from roost.protocol.values import Value
 
 __all__ = (
-    "ActionCall",
-    "ActionRegister",
     "BY_CODE",
-    "BadValue",
     "CLIENT_ONLY",
     "EXTENSION_CODES",
+    "SERVER_ONLY",
+    "VERSION",
+    "ActionCall",
+    "ActionRegister",
+    "BadValue",
     "EventEmit",
     "EventListen",
     "EventNotify",
@@ -60,7 +81,6 @@ __all__ = (
     "ReplyStateTUnknown",
     "ReplyStateUnknown",
     "Request",
-    "SERVER_ONLY",
     "ServerHello",
     "ServerHelloId",
     "Set",
@@ -75,7 +95,6 @@ __all__ = (
     "Unknown",
     "UnknownT",
     "UnknownType",
-    "VERSION",
 )
 
 #: The only protocol version (protocol.md §6, D1).
@@ -372,147 +391,6 @@ class StateSet:
 
 
 @dataclass(frozen=True, slots=True)
-class LeaseAcquire:
-    """C→S extension: acquire a lease."""
-
-    code: ClassVar[int] = 0x50
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseTake:
-    """C→S extension: take a lease by force."""
-
-    code: ClassVar[int] = 0x51
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseReturn:
-    """C→S extension: return a lease."""
-
-    code: ClassVar[int] = 0x52
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseRetain:
-    """C→S extension: retain a lease (restart its ttl)."""
-
-    code: ClassVar[int] = 0x53
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseValidate:
-    """C→S extension: the use status of a token."""
-
-    code: ClassVar[int] = 0x54
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseCancel:
-    """C→S extension: cancel a queued acquire."""
-
-    code: ClassVar[int] = 0x55
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseInfo:
-    """C→S extension: holders and waiters of one resource."""
-
-    code: ClassVar[int] = 0x56
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseList:
-    """C→S extension: resources with holders or waiters."""
-
-    code: ClassVar[int] = 0x57
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseGuard:
-    """C→S extension: require a lease for calls and sets to a node."""
-
-    code: ClassVar[int] = 0x58
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseCall:
-    """C→S extension: call an action presenting a token."""
-
-    code: ClassVar[int] = 0x59
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseSet:
-    """C→S extension: set a prop or state presenting a token."""
-
-    code: ClassVar[int] = 0x5A
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseGranted:
-    """S→C extension push: a queued acquire was granted."""
-
-    code: ClassVar[int] = 0x60
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseRevoked:
-    """S→C extension push: a lease ended."""
-
-    code: ClassVar[int] = 0x61
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseWaitEnded:
-    """S→C extension push: a queued acquire ended without a grant."""
-
-    code: ClassVar[int] = 0x62
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class GuardedCall:
-    """S→C extension: a call to a guarded action, with the token."""
-
-    code: ClassVar[int] = 0x68
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
-class GuardedSet:
-    """S→C extension: a set of a guarded prop or state, with the token."""
-
-    code: ClassVar[int] = 0x69
-    id: int
-    body: Value
-
-
-@dataclass(frozen=True, slots=True)
 class BadValue:
     """A request or reply whose value failed validation (protocol.md §4.2).
 
@@ -610,109 +488,43 @@ Request: TypeAlias = (
 )
 
 #: Message class by type byte.
-BY_CODE: Final[dict[int, type[Message]]] = {
-    Hello.code: Hello,
-    HelloId.code: HelloId,
-    ServerHello.code: ServerHello,
-    ServerHelloId.code: ServerHelloId,
-    ReplyOk.code: ReplyOk,
-    ReplyError.code: ReplyError,
-    ReplyStateKnown.code: ReplyStateKnown,
-    ReplyStateUnknown.code: ReplyStateUnknown,
-    Ping.code: Ping,
-    ReplyStateTKnown.code: ReplyStateTKnown,
-    ReplyStateTUnknown.code: ReplyStateTUnknown,
-    ActionRegister.code: ActionRegister,
-    ActionCall.code: ActionCall,
-    PropRegister.code: PropRegister,
-    PropGet.code: PropGet,
-    PropSet.code: PropSet,
-    Get.code: Get,
-    Set.code: Set,
-    EventRegister.code: EventRegister,
-    EventEmit.code: EventEmit,
-    EventListen.code: EventListen,
-    EventNotify.code: EventNotify,
-    StateRegister.code: StateRegister,
-    StateChanged.code: StateChanged,
-    StateUnknown.code: StateUnknown,
-    StateObserve.code: StateObserve,
-    StateNotify.code: StateNotify,
-    StateNotifyUnknown.code: StateNotifyUnknown,
-    StateObserveT.code: StateObserveT,
-    StateSet.code: StateSet,
-    LeaseAcquire.code: LeaseAcquire,
-    LeaseTake.code: LeaseTake,
-    LeaseReturn.code: LeaseReturn,
-    LeaseRetain.code: LeaseRetain,
-    LeaseValidate.code: LeaseValidate,
-    LeaseCancel.code: LeaseCancel,
-    LeaseInfo.code: LeaseInfo,
-    LeaseList.code: LeaseList,
-    LeaseGuard.code: LeaseGuard,
-    LeaseCall.code: LeaseCall,
-    LeaseSet.code: LeaseSet,
-    LeaseGranted.code: LeaseGranted,
-    LeaseRevoked.code: LeaseRevoked,
-    LeaseWaitEnded.code: LeaseWaitEnded,
-    GuardedCall.code: GuardedCall,
-    GuardedSet.code: GuardedSet,
-}
+BY_CODE: Final[dict[int, type[Message]]] = {cls.code: cls for cls in get_args(Message)}
 
-#: Type bytes only the broker may send (a client sending one is closed).
-SERVER_ONLY: Final = frozenset(
-    {
-        0x03,
-        0x04,
-        0x07,
-        0x08,
-        0x0A,
-        0x0B,
-        0x21,
-        0x22,
-        0x33,
-        0x44,
-        0x45,
-        0x47,
-        0x60,
-        0x61,
-        0x62,
-        0x68,
-        0x69,
-    }
-)
 
-#: Type bytes only a client may send.
-CLIENT_ONLY: Final = frozenset(
-    {
-        0x01,
-        0x02,
-        0x09,
-        0x10,
-        0x20,
-        0x23,
-        0x24,
-        0x30,
-        0x31,
-        0x32,
-        0x40,
-        0x41,
-        0x42,
-        0x43,
-        0x46,
-        0x50,
-        0x51,
-        0x52,
-        0x53,
-        0x54,
-        0x55,
-        0x56,
-        0x57,
-        0x58,
-        0x59,
-        0x5A,
-    }
+def _codes(text: str) -> frozenset[int]:
+    return frozenset(int(code, 16) for code in text.split())
+
+
+#: Type bytes only the broker may send (a client sending one is closed, protocol.md §5, E7).
+SERVER_ONLY: Final = _codes("03 04 07 08 0a 0b 21 22 33 44 45 47 60 61 62 68 69")
+
+#: Type bytes only a client may send (a broker sending one is a protocol error).
+CLIENT_ONLY: Final = _codes(
+    "01 02 09 10 20 23 24 30 31 32 40 41 42 43 46 50 51 52 53 54 55 56 57 58 59 5a"
 )
 
 #: Type bytes of roost's extension (Part II); never sent to a peer that did not opt in.
 EXTENSION_CODES: Final = frozenset(code for code in BY_CODE if code >= 0x50)
+
+
+def _install_fast_init(cls: type) -> None:
+    """Give a frozen, slotted dataclass an ``__init__`` that stores through the slot descriptors.
+
+    Same signature and effect as the generated one; it skips ``object.__setattr__``, which a
+    frozen dataclass goes through for every field, and so halves the cost of building a message,
+    paid once per received frame. Attribute assignment after construction still raises
+    ``FrozenInstanceError``.
+    """
+    names = [field.name for field in fields(cls)]
+    namespace: dict[str, Any] = {
+        f"_set{i}": cls.__dict__[name].__set__ for i, name in enumerate(names)
+    }
+    body = "".join(f"    _set{i}(self, {name})\n" for i, name in enumerate(names)) or "    pass\n"
+    exec(f"def __init__({', '.join(['self', *names])}):\n{body}", namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[misc]
+
+
+for _cls in (*BY_CODE.values(), BadValue):
+    _install_fast_init(_cls)

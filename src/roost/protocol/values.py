@@ -1,12 +1,12 @@
-"""msgpack values as the sender's bytes, with a lazily decoded Python view.
+"""msgpack values as the sender's bytes, with a decoded Python view.
 
 Rules of this module:
 
-- It is the only module of roost that imports msgpack.
+- The only module of this package that imports msgpack.
 - A ``Value`` received from the wire was validated once on arrival (protocol.md §4.2) and keeps the
   exact bytes it arrived as, so a broker forwards it byte for byte (a float32 stays float32).
 - A ``Value`` built from a Python object packs it once (str as str, bytes as bin, float as float64).
-- Two values are equal when their bytes are equal.
+- Two values are equal when their bytes are equal: ``1`` and ``1.0`` differ, as on the wire.
 """
 
 from __future__ import annotations
@@ -19,16 +19,28 @@ from roost.errors import InvalidValue
 
 __all__ = ("MAX_DEPTH", "NIL", "MapPairs", "Value", "decode_value", "pack", "unpack")
 
-#: Containers may nest at most this deep (protocol.md §4.2).
+#: Containers may nest at most this deep (protocol.md §4.2): ``[]`` is depth 1.
 MAX_DEPTH: Final = 64
 
 _UNSET: Final[Any] = object()
-_Timestamp = msgpack.Timestamp
-_ExtType = msgpack.ExtType
+_Timestamp: Final = msgpack.Timestamp
+_unpackb: Final = msgpack.unpackb
+
+
+class MapPairs(list[tuple[Any, Any]]):
+    """A decoded msgpack map whose keys cannot be Python dict keys (for example arrays).
+
+    Its items are the ``(key, value)`` pairs in wire order; arrays inside it decode as tuples.
+    """
+
+
+#: Types whose presence makes the validation walk necessary (containers, and the timestamp
+#: extension that msgpack decodes without calling ``ext_hook``).
+_WALK_TYPES: Final = frozenset({list, dict, tuple, MapPairs, _Timestamp})
 
 
 def pack(obj: Any) -> bytes:
-    """Encode a Python object as msgpack (str as str, bytes as bin).
+    """Encode a Python object as msgpack (str as str, bytes as bin, float as float64).
 
     Raises:
         TypeError: the object has no msgpack form.
@@ -37,12 +49,12 @@ def pack(obj: Any) -> bytes:
 
 
 def unpack(data: bytes) -> Any:
-    """Decode one msgpack object, as :func:`decode_value` validates it, and return the object."""
+    """Validate ``data`` as :func:`decode_value` does and return the decoded object.
+
+    Raises:
+        InvalidValue: ``data`` is not exactly one valid value.
+    """
     return decode_value(data).obj
-
-
-class MapPairs(list[tuple[Any, Any]]):
-    """A decoded msgpack map whose keys cannot be Python dict keys (for example arrays)."""
 
 
 def _pairs_hook(pairs: list[tuple[Any, Any]]) -> Any:
@@ -56,78 +68,90 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise InvalidValue(f"extension type {code} is not allowed")
 
 
-def _check_nesting(obj: Any) -> None:
-    """Walk containers: depth at most MAX_DEPTH, no timestamp extension objects."""
+def _walk(obj: Any) -> None:
+    """Check nesting depth and the absence of timestamp objects, without recursion."""
     stack = [(obj, 1)]
     pop = stack.pop
     push = stack.append
+    walk_types = _WALK_TYPES
     while stack:
         item, depth = pop()
         if depth > MAX_DEPTH:
             raise InvalidValue(f"containers nest deeper than {MAX_DEPTH}")
-        if isinstance(item, list):
-            for child in item:
-                if isinstance(child, (list, dict, _Timestamp)):
-                    push((child, depth + 1))
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if isinstance(key, (tuple, _Timestamp)):
-                    push((key, depth + 1))
-                if isinstance(child, (list, dict, _Timestamp)):
-                    push((child, depth + 1))
-        elif isinstance(item, tuple):  # array used as a map key, or MapPairs entries
-            for child in item:
-                if isinstance(child, (list, dict, tuple, _Timestamp)):
-                    push((child, depth + 1))
-        elif isinstance(item, _Timestamp):
+        kind = type(item)
+        children: Any
+        if kind is dict:
+            children = (*item.keys(), *item.values())
+        elif kind is MapPairs:
+            # The pairs are a view artefact, not a nesting level of the value.
+            children = [part for pair in item for part in pair]
+        elif kind is _Timestamp:
             raise InvalidValue("the timestamp extension type is not allowed")
+        else:
+            children = item
+        depth += 1
+        for child in children:
+            if type(child) in walk_types:
+                push((child, depth))
 
 
-def _strict_unpack(data: bytes) -> Any:
+def _unpack_checked(data: bytes) -> Any:
+    """Decode exactly one msgpack object; msgpack's own errors become ``InvalidValue``."""
+    if not data:
+        raise InvalidValue("missing value")
     try:
-        return msgpack.unpackb(
-            data, raw=False, strict_map_key=False, ext_hook=_reject_ext, use_list=True
-        )
+        return _unpackb(data, raw=False, strict_map_key=False, ext_hook=_reject_ext)
     except InvalidValue:
         raise
     except TypeError:
-        # A map with unhashable keys (arrays or maps as keys) is still valid msgpack.
-        try:
-            return msgpack.unpackb(
-                data,
-                raw=False,
-                strict_map_key=False,
-                ext_hook=_reject_ext,
-                use_list=False,
-                object_pairs_hook=_pairs_hook,
-            )
-        except InvalidValue:
-            raise
-        except Exception as exc:
-            raise InvalidValue(f"not a valid msgpack value: {exc}") from None
+        pass  # a map whose keys are arrays or maps: still valid msgpack, decoded below as pairs
     except Exception as exc:  # ExtraData, FormatError, StackError, UnicodeDecodeError, ValueError
-        raise InvalidValue(f"not exactly one valid msgpack value: {exc}") from None
+        reason = str(exc) or type(exc).__name__
+        raise InvalidValue(f"not exactly one valid msgpack value: {reason}") from None
+    try:
+        return _unpackb(
+            data,
+            raw=False,
+            strict_map_key=False,
+            ext_hook=_reject_ext,
+            use_list=False,
+            object_pairs_hook=_pairs_hook,
+        )
+    except InvalidValue:
+        raise
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+        raise InvalidValue(f"not a valid msgpack value: {reason}") from None
 
 
 def decode_value(data: bytes) -> Value:
     """Validate ``data`` as one msgpack value and return it as a :class:`Value`.
 
-    Valid means: exactly one well-formed msgpack object filling ``data``, no extension types (the
-    timestamp extension included), valid UTF-8 in every str (map keys too), containers nested at
-    most 64 deep.
+    Valid means: exactly one well-formed msgpack object filling ``data`` (empty data is invalid),
+    no extension types (the timestamp extension included), valid UTF-8 in every str (map keys
+    too), containers nested at most 64 deep.
 
     Raises:
         InvalidValue: any of the above does not hold; the message says which.
     """
-    obj = _strict_unpack(data)
-    # A container deeper than 64 needs more than 64 header bytes; small values skip the walk.
-    if isinstance(obj, (list, dict, tuple, _Timestamp)):
-        _check_nesting(obj)
+    try:
+        obj = _unpackb(data, raw=False, strict_map_key=False, ext_hook=_reject_ext)
+    except Exception:
+        obj = _unpack_checked(data)  # the slow path says why, or decodes maps keyed by arrays
+    # A value of at most 64 bytes cannot nest 65 deep (each level costs a header byte), and a
+    # timestamp always contains the byte 0xff (its type, -1): most values skip the walk.
+    if type(obj) in _WALK_TYPES and (len(data) > MAX_DEPTH or 0xFF in data):
+        _walk(obj)
     return Value(data, obj)
 
 
 class Value:
-    """One msgpack value: ``raw`` holds its bytes, ``obj`` its decoded Python form."""
+    """One msgpack value: ``raw`` holds its bytes, ``obj`` its decoded Python form.
+
+    Args:
+        raw: the msgpack bytes, sent as they are.
+        obj: the decoded form if known; otherwise ``raw`` is decoded on first use of ``obj``.
+    """
 
     __slots__ = ("_obj", "raw")
 
@@ -137,7 +161,8 @@ class Value:
 
     @classmethod
     def of(cls, obj: Any) -> Value:
-        """Pack a Python object (str as str, bytes as bin, float as float64).
+        """Pack a Python object (str as str, bytes as bin, float as float64); a Value is returned
+        unchanged.
 
         Raises:
             TypeError: the object has no msgpack form.
@@ -148,9 +173,13 @@ class Value:
 
     @property
     def obj(self) -> Any:
-        """The decoded Python object (decoded on first use if the value was built from bytes)."""
+        """The decoded Python object (decoded on first use if the value was built from bytes).
+
+        Raises:
+            InvalidValue: the value was built from bytes that are not one msgpack object.
+        """
         if self._obj is _UNSET:
-            self._obj = _strict_unpack(self.raw)
+            self._obj = _unpack_checked(self.raw)
         return self._obj
 
     def __eq__(self, other: object) -> bool:
@@ -168,4 +197,5 @@ class Value:
             return f"Value(raw={self.raw!r})"
 
 
+#: msgpack nil (``c0``), the value of every plain ``ok``.
 NIL: Final = Value(b"\xc0", None)

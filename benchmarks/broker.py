@@ -1,0 +1,431 @@
+"""Broker throughput, latency and memory, with a bare byte relay as the ceiling.
+
+The broker (and the relay) run in their own process; this process is the load generator. It
+stays cheap: frames are encoded once up front, listeners only count received bytes (frames
+have a known size), and only latency runs parse frames, to read the send time each carries.
+
+Suites:
+
+- event fan-out, 1 emitter to 1, 10 and 100 listeners, 32 B and 1 KiB values: deliveries/s
+  at saturation (the emitter keeps a bounded number of events in flight) and p50/p99 latency
+  at a paced 10,000 deliveries/s;
+- action round trips with 1 and 16 concurrent callers (one owner): calls/s, p50/p99;
+- state changes to 100 observers: deliveries/s;
+- RSS per idle connection at 5,000 connections (a fresh broker process);
+- the same fan-out through the relay.
+
+Targets: fan-out to 1 listener >= 200,000/s and to 100 listeners >= 1,000,000/s (32 B);
+16-caller round trips >= 40,000/s; p99 < 1 ms at a paced 10,000 deliveries/s (1 listener);
+<= 3 KiB RSS per idle connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import selectors
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.common import Table, format_rate, percentiles
+from roost.protocol import codec
+from roost.protocol import messages as m
+from roost.protocol.framing import FrameDecoder
+from roost.protocol.values import Value
+
+__all__ = ("run",)
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENT_PATH = "/bench/ev"
+TARGETS = {"fanout1": 200_000, "fanout100": 1_000_000, "calls16": 40_000, "p99_ms": 1.0}
+#: Bytes allowed in flight per listener (far below the 8 MiB slow-consumer bound).
+IN_FLIGHT_BYTES = 256 * 1024
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# -- server processes ---------------------------------------------------------------------------
+
+
+class Server:
+    """A broker or relay subprocess on loopback; ``port`` is read from its first stdout line."""
+
+    def __init__(self, module: str, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+
+    def rss_kib(self) -> int:
+        """Current resident set size of the server process, in KiB."""
+        with open(f"/proc/{self.proc.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def close(self) -> None:
+        """Stop the process (stdin EOF, then a kill if it lingers)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+def _serve() -> None:
+    """Entry point of the broker process: serve on port 0, print the port, stop at stdin EOF."""
+    from roost.broker import Broker
+
+    _raise_nofile()
+    logging.disable(logging.CRITICAL)
+
+    async def main() -> None:
+        async with Broker(port=0) as broker:
+            print(broker.port, flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+    asyncio.run(main())
+
+
+# -- raw client helpers -------------------------------------------------------------------------
+
+
+def _connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _read_frames(sock: socket.socket, count: int) -> list[bytes]:
+    """Read exactly ``count`` frames (blocking); used during set-up only."""
+    decoder = FrameDecoder()
+    payloads: list[bytes] = []
+    while len(payloads) < count:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed during set-up")
+        payloads += decoder.feed(data)
+    if len(payloads) != count:
+        raise RuntimeError("unexpected extra frames during set-up")
+    return payloads
+
+
+def _client(port: int, *requests: m.Message) -> socket.socket:
+    """Connect, hello, send ``requests`` and wait for their replies."""
+    sock = _connect(port)
+    sock.sendall(codec.encode(m.Hello(1, 30)) + b"".join(codec.encode(r) for r in requests))
+    _read_frames(sock, 1 + len(requests))
+    return sock
+
+
+def _value(size: int, stamp: int = 0) -> bytes:
+    """A msgpack bin of exactly ``size`` bytes whose last 8 bytes are ``stamp``."""
+    head = b"\xc4" + bytes((size - 2,)) if size - 2 < 256 else b"\xc5" + (size - 3).to_bytes(2)
+    return head + b"\x00" * (size - len(head) - 8) + stamp.to_bytes(8, "big")
+
+
+# -- fan-out ------------------------------------------------------------------------------------
+
+
+def _setup_fanout(
+    port: int, listeners: int, path: str, relay: bool
+) -> tuple[socket.socket, list[socket.socket]]:
+    if relay:
+        socks = [_connect(port) for _ in range(listeners)]
+        emitter = _connect(port)
+        return emitter, socks
+    socks = [_client(port, m.EventListen(1, path)) for _ in range(listeners)]
+    emitter = _client(port)
+    return emitter, socks
+
+
+def _pump(
+    emitter: socket.socket,
+    listeners: Sequence[socket.socket],
+    frame: bytes,
+    note_size: int,
+    duration: float,
+) -> float:
+    """Send ``frame`` as fast as listeners keep up (bounded in flight); return deliveries/s."""
+    window = max(4, IN_FLIGHT_BYTES // note_size)
+    batch_count = max(1, window // 2)
+    batch = frame * batch_count
+    selector = selectors.DefaultSelector()
+    for index, sock in enumerate(listeners):
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ, index)
+    emitter.setblocking(False)
+    selector.register(emitter, selectors.EVENT_READ, -1)
+    received = [0] * len(listeners)
+    sent = 0
+    pending = b""
+    start = time.perf_counter()
+    deadline = start + duration
+    last = start
+    try:
+        while True:
+            now = time.perf_counter()
+            sending = now < deadline
+            delivered = min(received) // note_size
+            if sending and not pending and sent - delivered < window:
+                pending = batch
+                sent += batch_count
+            if pending:
+                try:
+                    written = emitter.send(pending)
+                    pending = pending[written:]
+                except BlockingIOError:
+                    pass
+            elif not sending and delivered >= sent:
+                break
+            if now > deadline + 30:
+                raise RuntimeError("deliveries stalled")
+            for key, _ in selector.select(0 if pending else 0.05):
+                data = key.fileobj.recv(1 << 20)  # type: ignore[union-attr]
+                if key.data >= 0:
+                    received[key.data] += len(data)
+                    last = time.perf_counter()
+    finally:
+        selector.close()
+    return sent * len(listeners) / (last - start)
+
+
+def _paced_latency(
+    emitter: socket.socket,
+    listeners: Sequence[socket.socket],
+    head: bytes,
+    size: int,
+    rate: float,
+    duration: float,
+) -> list[float]:
+    """Send one stamped frame every ``len(listeners) / rate`` s; return latencies in ms."""
+    interval = len(listeners) / rate
+    decoders = [FrameDecoder() for _ in listeners]
+    selector = selectors.DefaultSelector()
+    for index, sock in enumerate(listeners):
+        sock.setblocking(True)
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ, index)
+    emitter.setblocking(False)
+    selector.register(emitter, selectors.EVENT_READ, -1)
+    samples: list[float] = []
+    expected = 0
+    start = time.perf_counter()
+    next_send = start
+    try:
+        while True:
+            now = time.perf_counter()
+            if now >= next_send and now < start + duration:
+                stamp = time.perf_counter_ns()
+                frame_payload = head + _value(size, stamp)
+                emitter.sendall(b"G" + len(frame_payload).to_bytes(2, "big") + frame_payload)
+                expected += len(listeners)
+                next_send += interval
+            elif now >= start + duration and len(samples) >= expected:
+                break
+            if now > start + duration + 10:
+                raise RuntimeError("latency samples missing")
+            timeout = max(0.0, min(next_send - now, 0.01))
+            for key, _ in selector.select(timeout):
+                data = key.fileobj.recv(1 << 20)  # type: ignore[union-attr]
+                if key.data < 0:
+                    continue
+                arrived = time.perf_counter_ns()
+                for payload in decoders[key.data].feed(data):
+                    if payload[0] == 0x33:
+                        samples.append((arrived - int.from_bytes(payload[-8:], "big")) / 1e6)
+    finally:
+        selector.close()
+    return samples
+
+
+def _fanout(
+    port: int, listeners: int, size: int, relay: bool, quick: bool
+) -> tuple[float, float, float]:
+    path = f"{EVENT_PATH}{listeners}_{size}"
+    emitter, socks = _setup_fanout(port, listeners, path, relay)
+    try:
+        value = _value(size)
+        notify = codec.encode(m.EventNotify(path, Value(value)))
+        frame = notify if relay else codec.encode(m.EventEmit(1, path, Value(value)))
+        rate = _pump(emitter, socks, frame, len(notify), 0.4 if quick else 1.0)
+        head = bytes((0x33,)) + path.encode() + b"\0"
+        if not relay:
+            head = b"\x31\x00\x01" + path.encode() + b"\0"
+        samples = _paced_latency(emitter, socks, head, size, 10_000, 0.2 if quick else 0.5)
+        p50, p99 = percentiles(samples)
+        return rate, p50, p99
+    finally:
+        for sock in (emitter, *socks):
+            sock.close()
+
+
+# -- action calls -------------------------------------------------------------------------------
+
+
+def _calls(port: int, callers: int, duration: float) -> tuple[float, float, float]:
+    owner = _client(port, m.ActionRegister(1, f"/bench/act{callers}"))
+    socks = [_client(port) for _ in range(callers)]
+    call = codec.encode(m.ActionCall(1, f"/bench/act{callers}", Value(b"\x90")))
+    selector = selectors.DefaultSelector()
+    owner.setblocking(False)
+    selector.register(owner, selectors.EVENT_READ, -1)
+    for index, sock in enumerate(socks):
+        selector.register(sock, selectors.EVENT_READ, index)
+    decoder = FrameDecoder()
+    sent_at = [0] * callers
+    got = [0] * callers
+    samples: list[float] = []
+    start = time.perf_counter()
+    deadline = start + duration
+    for index, sock in enumerate(socks):
+        sent_at[index] = time.perf_counter_ns()
+        sock.sendall(call)
+    outstanding = callers
+    try:
+        while outstanding:
+            for key, _ in selector.select(1.0):
+                sock = key.fileobj
+                data = sock.recv(1 << 20)  # type: ignore[union-attr]
+                if key.data < 0:
+                    replies = [
+                        b"G\x00\x04\x05" + payload[1:3] + b"\xc0" for payload in decoder.feed(data)
+                    ]
+                    owner.sendall(b"".join(replies))
+                    continue
+                index = key.data
+                got[index] += len(data)
+                while got[index] >= 7:  # one forwarded "ok nil" reply
+                    got[index] -= 7
+                    now = time.perf_counter_ns()
+                    samples.append((now - sent_at[index]) / 1e6)
+                    if time.perf_counter() < deadline:
+                        sent_at[index] = now
+                        sock.sendall(call)  # type: ignore[union-attr]
+                    else:
+                        outstanding -= 1
+    finally:
+        selector.close()
+        for sock in (owner, *socks):
+            sock.close()
+    elapsed = time.perf_counter() - start
+    p50, p99 = percentiles(samples)
+    return len(samples) / elapsed, p50, p99
+
+
+# -- states -------------------------------------------------------------------------------------
+
+
+def _states(port: int, observers: int, quick: bool) -> float:
+    path = "/bench/state"
+    owner = _client(port, m.StateRegister(1, path))
+    socks = [_client(port, m.StateObserve(1, path)) for _ in range(observers)]
+    try:
+        value = Value(_value(32))
+        frame = codec.encode(m.StateChanged(1, path, value))
+        note = codec.encode(m.StateNotify(path, value))
+        return _pump(owner, socks, frame, len(note), 0.4 if quick else 1.0)
+    finally:
+        for sock in (owner, *socks):
+            sock.close()
+
+
+# -- idle memory --------------------------------------------------------------------------------
+
+
+def _idle_rss(count: int) -> float:
+    """KiB of broker RSS per idle connection (hello with timeout 30), fresh broker process."""
+    server = Server("benchmarks.broker", "--serve")
+    socks: list[socket.socket] = []
+    try:
+        probe = _client(server.port)  # warm up: first connection allocates shared structures
+        probe.close()
+        time.sleep(0.2)
+        before = server.rss_kib()
+        hello = codec.encode(m.Hello(1, 30))
+        for _ in range(count):
+            sock = _connect(server.port)
+            sock.sendall(hello)
+            socks.append(sock)
+        for sock in socks:
+            _read_frames(sock, 1)
+        time.sleep(0.3)  # let the broker publish /meta/clients and settle
+        return (server.rss_kib() - before) / count
+    finally:
+        for sock in socks:
+            sock.close()
+        server.close()
+
+
+# -- the suite ----------------------------------------------------------------------------------
+
+
+def run(quick: bool = False) -> None:
+    """Run every broker benchmark and print the tables."""
+    _raise_nofile()
+    broker = Server("benchmarks.broker", "--serve")
+    relay = Server("benchmarks.relay")
+    try:
+        table = Table(
+            "event fan-out (deliveries/s at saturation; latency at a paced 10,000 deliveries/s)",
+            ["server", "listeners", "value", "deliveries/s", "p50 ms", "p99 ms"],
+        )
+        for name, server, is_relay in (("roost", broker, False), ("relay", relay, True)):
+            for size in (32, 1024):
+                for listeners in (1, 10, 100):
+                    rate, p50, p99 = _fanout(server.port, listeners, size, is_relay, quick)
+                    table.add(
+                        name,
+                        listeners,
+                        f"{size} B",
+                        format_rate(rate),
+                        f"{p50:.3f}",
+                        f"{p99:.3f}",
+                    )
+        table.print()
+        calls = Table("action round trips", ["callers", "calls/s", "p50 ms", "p99 ms"])
+        for callers in (1, 16):
+            rate, p50, p99 = _calls(broker.port, callers, 0.5 if quick else 1.0)
+            calls.add(callers, format_rate(rate), f"{p50:.3f}", f"{p99:.3f}")
+        calls.print()
+        states = Table("state changes (32 B)", ["observers", "deliveries/s"])
+        states.add(100, format_rate(_states(broker.port, 100, quick)))
+        states.print()
+    finally:
+        broker.close()
+        relay.close()
+    count = 1000 if quick else 5000
+    memory = Table("idle connections", ["connections", "KiB RSS per connection"])
+    memory.add(count, f"{_idle_rss(count):.2f}")
+    memory.print()
+    print(
+        "targets: fan-out 1 listener >= 200,000/s, 100 listeners >= 1,000,000/s (32 B); "
+        "16 callers >= 40,000 calls/s; p99 < 1 ms paced (1 listener); <= 3 KiB per idle "
+        "connection"
+    )
+
+
+if __name__ == "__main__":
+    if "--serve" in sys.argv:
+        _serve()
+    else:
+        os.environ.setdefault("PYTHONHASHSEED", "0")
+        run("--quick" in sys.argv)

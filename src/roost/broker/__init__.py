@@ -1,0 +1,14 @@
+"""The roost broker: ESHET-compatible routing over msgpack TCP.
+
+- :mod:`roost.broker.tree`: the path tree and its nodes.
+- :mod:`roost.broker.session`: one session per connection (identity, outbox, forwarded requests).
+- :mod:`roost.broker.router`: ``handle(session, message, now)``, synchronous, the only mutator.
+- :mod:`roost.broker.meta`: the broker's own nodes under ``/meta``.
+- :mod:`roost.broker.server`: the only I/O (asyncio Protocols, one flush per loop iteration).
+- :mod:`roost.broker.run`: ``serve()``, logging set-up and signal handling.
+"""
+
+from roost.broker.run import serve
+from roost.broker.server import Broker
+
+__all__ = ("Broker", "serve")

@@ -1,0 +1,391 @@
+"""The glue between the router and the lease table: requests in, replies and effects out.
+
+Rules of this module:
+
+- Synchronous like the router: each extension request is one table call, then its effects are
+  applied in order (pushes queued, holder states and events published, audit lines written,
+  connections closed), then the reply is queued. Nothing awaits between check and change.
+- Extension frames go only to sessions that opted in (protocol.md E1); plain ESHET clients see
+  leases through the broker-owned nodes under ``/meta/leases`` and ``/meta/lease_events``.
+- One sweeper timer, armed for the table's next deadline, ends idle holders, lapsed ttls and
+  expired waits even when no request arrives.
+- Guarded forwards splice the caller's args or value bytes unchanged into the forwarded map.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any, Final
+
+from roost.broker import frames
+from roost.broker.lease_store import open_state
+from roost.broker.lease_types import Audit, Close, Declared, Effect, Event, HolderState, Push
+from roost.broker.lease_wire import BadArgs, parse
+from roost.broker.leases import LeaseTable
+from roost.broker.router import Router
+from roost.broker.session import Session
+from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node
+from roost.protocol import messages as m
+from roost.protocol.values import Value, pack, unpack
+
+__all__ = ("AUDIT_FILE", "LeaseLayer", "declared_resources", "install_leases")
+
+#: The audit log kept in a state directory.
+AUDIT_FILE: Final = "leases.jsonl"
+
+_PUSH_CODES: Final = {"lease_granted": 0x60, "lease_revoked": 0x61, "lease_wait_ended": 0x62}
+_OK: Final = frozenset({"OK", "QUEUED"})
+
+audit_log = logging.getLogger("roost.broker.audit")
+log = logging.getLogger("roost.broker.leases")
+
+
+def declared_resources(resources: Iterable[Any] | None) -> list[Declared]:
+    """Turn the ``resources`` option into declarations: each item a name, a :class:`Declared`
+    or a map ``{name, max_holders, takeable}``.
+
+    Raises:
+        ValueError: an item of another shape.
+    """
+    out: list[Declared] = []
+    for item in resources or ():
+        if isinstance(item, Declared):
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(Declared(item))
+        elif isinstance(item, dict) and isinstance(item.get("name"), str):
+            out.append(
+                Declared(
+                    item["name"],
+                    int(item.get("max_holders") or 0),
+                    bool(item.get("takeable", True)),
+                )
+            )
+        else:
+            raise ValueError(f"bad declared resource {item!r}")
+    return out
+
+
+class LeaseLayer:
+    """Lease requests, guards and the lease nodes of one broker, over one :class:`LeaseTable`.
+
+    Args:
+        router: the router to hook into (its extension, hello, disconnect, guard and stop hooks).
+        table: the lease table (its ``last_seen`` should read ``Session.last_received``).
+        audit_files: paths to append one JSON line per audit record to.
+    """
+
+    def __init__(self, router: Router, table: LeaseTable, audit_files: Iterable[Path] = ()) -> None:
+        self.router = router
+        self.table = table
+        self._armed: float | None = None
+        self._files: list[IO[str]] = [p.open("a", encoding="utf-8") for p in audit_files]
+        self._handlers: dict[int, Callable[[Session, int, dict[str, Any], float], None]] = {
+            0x50: self._acquire,
+            0x51: self._take,
+            0x52: self._return,
+            0x53: self._retain,
+            0x54: self._validate,
+            0x55: self._cancel,
+            0x56: self._info,
+            0x57: self._list,
+            0x58: self._guard,
+            0x59: self._lease_call,
+            0x5A: self._lease_set,
+        }
+        router.handle_extension = self.handle  # type: ignore[method-assign]
+        router.guarded = self.guarded  # type: ignore[method-assign]
+        router.hello_hooks.append(self._hello)
+        router.disconnect_hooks.append(self._disconnect)
+        router.stop_hooks.append(self.stop)
+        router.leases_held = table.held_by
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def apply(self, effects: list[Effect], now: float) -> None:
+        """Carry out the table's effects in order, then re-arm the sweeper."""
+        router = self.router
+        changed = False
+        for effect in effects:
+            kind = type(effect)
+            if kind is Push:
+                assert isinstance(effect, Push)
+                session: Session = effect.conn  # type: ignore[assignment]
+                if session.opted_in and not session.closed:
+                    payload = bytes((_PUSH_CODES[effect.kind],)) + pack(effect.body)
+                    session.push(frames.frame(payload))
+            elif kind is HolderState:
+                assert isinstance(effect, HolderState)
+                self._publish(router.publish_state, "holder", effect.resource, effect.value, now)
+            elif kind is Event:
+                assert isinstance(effect, Event)
+                changed = True
+                self._publish(router.publish_event, "events", effect.resource, effect.value, now)
+            elif kind is Audit:
+                assert isinstance(effect, Audit)
+                self._audit(effect.record)
+            elif kind is Close:
+                assert isinstance(effect, Close)
+                router.disconnect(effect.conn, effect.reason, now)  # type: ignore[arg-type]
+        if changed:
+            router.meta.clients_changed(now)
+        self._arm(now)
+
+    def _publish(
+        self,
+        publish: Callable[[str, Value, float], None],
+        leaf: str,
+        resource: str,
+        value: dict[str, Any],
+        now: float,
+    ) -> None:
+        data = Value.of(value)
+        paths = [f"/meta/leases/{resource}/{leaf}"]
+        if leaf == "events":
+            paths.append("/meta/lease_events")
+        for path in paths:
+            try:
+                publish(path, data, now)
+            except ValueError as exc:  # a path the broker cannot own; nothing else is lost
+                log.warning("cannot publish %s: %s", path, exc)
+
+    def _audit(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, default=repr, sort_keys=True)
+        audit_log.info(
+            "lease %s %s %s",
+            record.get("event"),
+            record.get("resource"),
+            record.get("reason", ""),
+            extra={"audit": record},
+        )
+        for f in self._files:
+            try:
+                f.write(line + "\n")
+                f.flush()
+            except (OSError, ValueError) as exc:
+                log.error("cannot write audit line: %s", exc)
+
+    def _arm(self, now: float) -> None:
+        due = self.table.next_deadline()
+        if due is not None and (self._armed is None or due < self._armed):
+            self._armed = due
+            self.router.hooks.call_later(max(0.0, due - now), self._fire)
+
+    def _fire(self, now: float) -> None:
+        self._armed = None
+        _, effects = self.table.tick(now)
+        self.apply(effects, now)
+
+    def _reply(self, session: Session, rid: int, reply: dict[str, Any]) -> None:
+        code = 0x05 if reply.get("status") in _OK else 0x06
+        session.push(frames.reply(code, rid, pack(reply)))
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def _hello(self, session: Session, now: float) -> None:
+        raw = session.client_id
+        try:
+            client = unpack(raw) if raw is not None else None
+        except Exception:
+            client = raw
+        _, effects = self.table.connect(session, client, float(session.conn.timeout), now)
+        self.apply(effects, now)
+
+    def _disconnect(self, session: Session, reason: str, now: float) -> None:
+        why = "timeout" if reason == "timeout" else "disconnected"
+        _, effects = self.table.disconnect(session, why, now)
+        self.apply(effects, now)
+
+    def stop(self, now: float) -> None:
+        """Graceful stop: every holder is pushed ``restart``; audit files are closed."""
+        _, effects = self.table.shutdown(now)
+        self.apply(effects, now)
+        for f in self._files:
+            f.close()
+        self._files.clear()
+
+    def publish_all(self, now: float) -> None:
+        """Publish the holder state of every managed (declared) resource."""
+        self.apply(list(self.table.holder_states()), now)
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def handle(self, session: Session, msg: Any, now: float) -> None:
+        """Handle one extension request (0x50-0x5a) of a session after its hello."""
+        try:
+            args = parse(msg.code, msg.body.obj)
+        except BadArgs as exc:
+            self._reply(session, msg.id, {"status": "bad_args", "reason": str(exc)})
+            return
+        self._handlers[msg.code](session, msg.id, args, now)
+
+    def _answer(
+        self, session: Session, rid: int, result: tuple[dict[str, Any], list[Effect]], now: float
+    ) -> None:
+        reply, effects = result
+        self.apply(effects, now)
+        self._reply(session, rid, reply)
+
+    def _acquire(self, session: Session, rid: int, a: dict[str, Any], now: float) -> None:
+        resource = a.pop("resource")
+        self._answer(session, rid, self.table.acquire(session, resource, now, **a), now)
+
+    def _take(self, session: Session, rid: int, a: dict[str, Any], now: float) -> None:
+        result = self.table.take(
+            session, a["resource"], a["reason"], now, ttl=a["ttl"], identity=a["identity"]
+        )
+        self._answer(session, rid, result, now)
+
+    def _return(self, session: Session, rid: int, a: dict[str, Any], now: float) -> None:
+        self._answer(session, rid, self.table.return_lease(session, a["token"], now), now)
+
+    def _retain(self, session: Session, rid: int, a: dict[str, Any], now: float) -> None:
+        self._answer(session, rid, self.table.retain(session, a["token"], now), now)
+
+    def _validate(self, session: Session, rid: int, a: dict[str, Any], now: float) -> None:
+        self._answer(session, rid, self.table.validate(a["token"], now, a["resource"]), now)
+
+    def _cancel(self, session: Session, rid: int, a: dict[str, Any], now: float) -> None:
+        self._answer(session, rid, self.table.cancel(session, a["request"], now), now)
+
+    def _info(self, session: Session, rid: int, a: dict[str, Any], now: float) -> None:
+        self._answer(session, rid, self.table.info(a["resource"], now), now)
+
+    def _list(self, session: Session, rid: int, a: dict[str, Any], now: float) -> None:
+        self._answer(session, rid, self.table.list(now, a["prefix"], a["after"]), now)
+
+    # -- guards ----------------------------------------------------------------------------------
+
+    def _guard(self, session: Session, rid: int, a: dict[str, Any], now: float) -> None:
+        tree = self.router.tree
+        path, resource = a["path"], a["resource"]
+        node = tree.nodes.get(path)
+        if node is None:
+            found = tree.find(path)
+            error = found if isinstance(found, str) else "path_not_found"
+            self._reply(session, rid, {"status": error})
+        elif node.owner is not session:
+            self._reply(session, rid, {"status": "not_owner"})
+        elif node.kind is EVENT:
+            self._reply(session, rid, {"status": "path_is_wrong_type"})
+        elif resource is not None and not self.table.resource_ok(resource):
+            self._reply(session, rid, {"status": "INVALID_RESOURCE"})
+        else:
+            node.guard = resource
+            self._reply(session, rid, {"status": "OK"})
+
+    def guarded(self, session: Session, msg: m.ActionCall | m.Set, node: Node, now: float) -> None:
+        """A plain call or set reached a guarded node: forward it with the caller's newest
+        covering token, or answer ``err "NO_LEASE"`` (a plain str, for plain ESHET callers)."""
+        reply, effects = self.table.check_guard(session, node.guard, None, now)
+        self.apply(effects, now)
+        if reply["status"] != "OK":
+            session.push(frames.err(msg.id, "NO_LEASE"))
+            return
+        raw = msg.args.raw if isinstance(msg, m.ActionCall) else msg.value.raw
+        self._forward(session, msg.id, node, msg.path, raw=raw, token=reply["token"], plain=True)
+
+    def _forward(
+        self,
+        session: Session,
+        rid: int,
+        node: Node,
+        path: str,
+        *,
+        raw: bytes,
+        token: Any,
+        plain: bool,
+    ) -> None:
+        owner = node.owner
+        assert owner is not None
+        call = node.kind is ACTION
+        field = b"\xa4args" if call else b"\xa5value"
+        body = b"\x83\xa4path" + pack(path) + field + raw + b"\xa5token" + pack(token)
+        if len(body) + 3 > frames.MAX_PAYLOAD:
+            if plain:
+                session.push(frames.err(rid, "value_too_large"))
+            else:
+                self._reply(session, rid, {"status": "value_too_large"})
+            return
+        value = Value(body)
+        make: Callable[[int], m.Message]
+        if call:
+            make = lambda oid: m.GuardedCall(oid, value)  # noqa: E731 (one-line factory)
+        else:
+            make = lambda oid: m.GuardedSet(oid, value)  # noqa: E731
+        self.router.forward(session, rid, owner, make)
+
+    def _token_checked(
+        self, session: Session, rid: int, node: Node, now: float, *, token: Any, raw: bytes
+    ) -> None:
+        reply, effects = self.table.check_guard(session, node.guard, token, now)
+        self.apply(effects, now)
+        if reply["status"] != "OK":
+            self._reply(session, rid, reply)
+            return
+        self._forward(session, rid, node, node.path, raw=raw, token=token, plain=False)
+
+    def _lease_call(self, session: Session, rid: int, a: dict[str, Any], now: float) -> None:
+        node = self.router.tree.nodes.get(a["path"])
+        raw = pack(a["args"])
+        if node is not None and node.kind is ACTION and node.guard is not None:
+            self._token_checked(session, rid, node, now, token=a["token"], raw=raw)
+            return
+        self.router.handle(session, m.ActionCall(rid, a["path"], Value(raw, a["args"])), now)
+
+    def _lease_set(self, session: Session, rid: int, a: dict[str, Any], now: float) -> None:
+        node = self.router.tree.nodes.get(a["path"])
+        raw = pack(a["value"])
+        if node is not None and node.kind in (STATE, PROP) and node.guard is not None:
+            self._token_checked(session, rid, node, now, token=a["token"], raw=raw)
+            return
+        self.router.handle(session, m.Set(rid, a["path"], Value(raw, a["value"])), now)
+
+
+def install_leases(
+    router: Router,
+    *,
+    wall_offset: float,
+    wall_ns: int,
+    now: float,
+    state_dir: str | None = None,
+    audit_file: str | None = None,
+    resources: Iterable[Any] | None = None,
+) -> LeaseLayer:
+    """Create the lease layer of a broker about to listen.
+
+    With ``state_dir`` the epoch and roots continue from it (written before this returns) and
+    audit lines go to ``leases.jsonl`` there too; without, the epoch is ``wall_ns``.
+
+    Raises:
+        StateDirError: the state directory cannot be used.
+        ValueError: a bad declared resource.
+        OSError: the audit file cannot be opened.
+    """
+    files: list[Path] = []
+    if state_dir is not None:
+        state = open_state(state_dir, wall_ns)
+        epoch, roots = state.epoch, state.roots
+        files.append(Path(state_dir) / AUDIT_FILE)
+    else:
+        epoch, roots = wall_ns, None
+    if audit_file is not None:
+        files.append(Path(audit_file))
+
+    def last_seen(session: Any) -> float:
+        seen: float = session.last_received
+        return seen
+
+    table = LeaseTable(
+        epoch,
+        roots=roots,
+        declared=declared_resources(resources),
+        wall_offset=wall_offset,
+        last_seen=last_seen,
+    )
+    layer = LeaseLayer(router, table, files)
+    layer.publish_all(now)
+    return layer

@@ -1,0 +1,137 @@
+"""What the lease table shows: lease objects, holder and waiter entries, and fitting to a frame.
+
+Rules of this module:
+
+- Pure functions from records to plain msgpack-ready dicts (protocol.md E7 "Objects").
+- A published or replied value never exceeds one frame (D20): lists are cut, first entries kept,
+  and the full count given as ``holders_total`` / ``waiters_total``.
+- Sizes are measured by packing; small values are never measured twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from roost.broker.lease_types import Effect, Event, Lease, Push, Waiter
+from roost.protocol.framing import MAX_PAYLOAD
+from roost.protocol.values import pack
+
+__all__ = (
+    "REPLY_BUDGET",
+    "fit_effect",
+    "fit_list",
+    "fits",
+    "holder_entry",
+    "lease_object",
+    "node_budget",
+    "waiter_entry",
+)
+
+#: Largest reply value: a 0x05/0x06 payload is type byte, u16 id, value.
+REPLY_BUDGET: Final = MAX_PAYLOAD - 3
+
+
+def node_budget(path: str) -> int:
+    """Largest value that fits every frame a broker-owned node at ``path`` can produce: a
+    notification (type, path, NUL, value), an observe_t reply (type, id, ms, value), a get reply."""
+    return MAX_PAYLOAD - max(len(path.encode("latin-1")) + 2, 7)
+
+
+def fits(value: Any, budget: int) -> bool:
+    """True if ``value`` packs to at most ``budget`` bytes."""
+    return len(pack(value)) <= budget
+
+
+def lease_object(lease: Lease) -> dict[str, Any]:
+    """``{lease_id, resource, mode, token, since, ttl}`` as returned to the acquirer."""
+    return {
+        "lease_id": lease.lease_id,
+        "resource": lease.resource,
+        "mode": lease.mode,
+        "token": lease.token,
+        "since": lease.since,
+        "ttl": lease.ttl,
+    }
+
+
+def holder_entry(lease: Lease) -> dict[str, Any]:
+    """A holder entry: the lease object plus the holder's client id and declared identity."""
+    ident = lease.identity
+    return {
+        "lease_id": lease.lease_id,
+        "resource": lease.resource,
+        "mode": lease.mode,
+        "token": lease.token,
+        "client": lease.client,
+        "name": ident.name,
+        "user": ident.user,
+        "host": ident.host,
+        "pid": ident.pid,
+        "note": ident.note,
+        "since": lease.since,
+        "ttl": lease.ttl,
+    }
+
+
+def waiter_entry(waiter: Waiter) -> dict[str, Any]:
+    """A waiter entry: ``{request, resource, mode, name, user, host, pid, note, since, deadline}``
+    (``deadline`` on the broker's monotonic clock, nil for a wait without one)."""
+    ident = waiter.identity
+    return {
+        "request": waiter.request,
+        "resource": waiter.resource,
+        "mode": waiter.mode,
+        "name": ident.name,
+        "user": ident.user,
+        "host": ident.host,
+        "pid": ident.pid,
+        "note": ident.note,
+        "since": waiter.since,
+        "deadline": waiter.deadline,
+    }
+
+
+def fit_list(value: dict[str, Any], key: str, budget: int) -> dict[str, Any]:
+    """Cut ``value[key]`` (a list) so that ``value`` packs within ``budget`` bytes.
+
+    Keeps the first entries; sets ``<key>_total`` to the full length when it cuts (callers that
+    always publish the total set it themselves). If even the empty list does not fit, the value
+    is returned with the empty list anyway: the caller's other fields are its own business.
+
+    Returns:
+        ``value`` itself when it fits, else a shallow copy with the shorter list.
+    """
+    size = len(pack(value))
+    if size <= budget:
+        return value
+    entries: list[Any] = value[key]
+    total_key = f"{key}_total"
+    out = dict(value)
+    out.setdefault(total_key, len(entries))
+    # Binary search on the number of entries kept: sizes grow monotonically with the count.
+    lo, hi = 0, len(entries)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        out[key] = entries[:mid]
+        if len(pack(out)) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    out[key] = entries[:lo]
+    return out
+
+
+def fit_effect(effect: Effect) -> Effect:
+    """Drop the holder entry from an event, or ``by`` from a push, that would not fit a frame
+    (only a client id of many kilobytes can make one that large)."""
+    if isinstance(effect, Event):
+        budget = node_budget(f"/meta/leases/{effect.resource}/events")
+        if "holder" in effect.value and not fits(effect.value, budget):
+            value = {k: v for k, v in effect.value.items() if k != "holder"}
+            return Event(effect.resource, value)
+    elif (
+        isinstance(effect, Push) and "by" in effect.body and not fits(effect.body, MAX_PAYLOAD - 1)
+    ):
+        body = {k: v for k, v in effect.body.items() if k != "by"}
+        return Push(effect.conn, effect.kind, body)
+    return effect

@@ -1,0 +1,153 @@
+"""The broker's own nodes under /meta: ``ls``, ``broker`` and ``clients`` (protocol.md §15).
+
+Rules of this module:
+
+- These nodes are ``internal``: never removed, owned by the broker (D19).
+- ``/meta/clients`` is rebuilt at most once per 100 ms while observed, and lazily on ``get`` or
+  observe otherwise; its value is cut to fit one frame, with ``clients_total`` (D20).
+- Synchronous, like the router that calls it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+import roost
+from roost.broker import frames
+from roost.broker.tree import ACTION, STATE, Dir, Node, valid_ls_path
+from roost.protocol import messages as m
+from roost.protocol.values import Value, pack
+
+if TYPE_CHECKING:
+    from roost.broker.router import Router
+    from roost.broker.session import Session
+
+__all__ = ("CLIENTS_INTERVAL", "Meta", "broker_info")
+
+#: Minimum spacing of /meta/clients notifications under churn, in seconds.
+CLIENTS_INTERVAL: Final = 0.1
+#: The largest encoded /meta/clients value (an observe_t reply adds 7 bytes of header).
+_CLIENTS_BUDGET: Final = frames.MAX_PAYLOAD - 7 - 64
+
+
+def broker_info() -> dict[str, Any]:
+    """The value of ``/meta/broker`` (D12): name, version and extensions."""
+    return {"name": "roost", "version": roost.__version__, "extensions": {"lease": 1}}
+
+
+class Meta:
+    """The /meta nodes of one router."""
+
+    def __init__(self, router: Router, now: float) -> None:
+        self.router = router
+        tree = router.tree
+        self.ls_node = tree.create("/meta/ls", ACTION, now)
+        self.ls_node.internal = True
+        self.broker_node = tree.create("/meta/broker", STATE, now)
+        self.broker_node.internal = True
+        self.broker_node.value = pack(broker_info())
+        self.clients_node = tree.create("/meta/clients", STATE, now)
+        self.clients_node.internal = True
+        self.clients_node.value = None
+        self._stale = True
+        self._scheduled = False
+        self._published = float("-inf")
+
+    # -- /meta/ls ------------------------------------------------------------------------------
+
+    def call(self, session: Session, msg: m.ActionCall, node: Node, now: float) -> None:
+        """Answer a call to a broker-owned action (``/meta/ls``)."""
+        args = msg.args.obj
+        if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], str)):
+            session.push(frames.err(msg.id, "bad_args"))
+            return
+        path: str = args[0]
+        if not valid_ls_path(path):
+            session.push(frames.err(msg.id, "invalid_path"))
+            return
+        if len(path) > 1 and path.endswith("/"):
+            path = path[:-1]
+        found = self.router.tree.lookup_dir(path)
+        if isinstance(found, str):
+            session.push(frames.err(msg.id, found))
+            return
+        if isinstance(found, Node):
+            session.push(frames.reply(0x05, msg.id, pack(found.kind)))
+            return
+        entries = [
+            [name, "dir" if isinstance(child, Dir) else child.kind]
+            for name, child in sorted(found.children.items())
+        ]
+        raw = pack(["dir", entries])
+        if 3 + len(raw) > frames.MAX_PAYLOAD:
+            session.push(frames.err(msg.id, "value_too_large"))
+            return
+        session.push(frames.reply(0x05, msg.id, raw))
+
+    # -- /meta/broker and /meta/clients --------------------------------------------------------
+
+    def set_error(self, node: Node) -> str:
+        """The error a client's ``set`` of a broker-owned state gets."""
+        return "not_implemented" if node is self.broker_node else "not_owner"
+
+    def refresh(self, node: Node, now: float) -> None:
+        """Bring a lazily maintained broker state up to date before it is read."""
+        if node is self.clients_node and self._stale:
+            node.value = self._clients_value()
+            self._stale = False
+
+    def clients_changed(self, now: float) -> None:
+        """A client connected, registered or left: republish within 100 ms (rate limited)."""
+        self._stale = True
+        if self._scheduled:
+            return
+        self._scheduled = True
+        delay = max(0.0, self._published + CLIENTS_INTERVAL - now)
+        self.router.hooks.call_later(delay, self._publish)
+
+    def _publish(self, now: float) -> None:
+        self._scheduled = False
+        if not self._stale:
+            return
+        self._published = now
+        node = self.clients_node
+        if node.listeners:
+            self._stale = False
+            self.router.publish_state(node.path, Value(self._clients_value()), now)
+
+    def _clients_value(self) -> bytes:
+        """``{"clients": [entry...], "clients_total": n}``, cut to fit a frame (D20)."""
+        router = self.router
+        entries: list[bytes] = []
+        size = 0
+        total = 0
+        full = False
+        for session in router.sessions:
+            if session.client_id is None:
+                continue
+            total += 1
+            entry = (
+                b"\x85\xa6client"
+                + session.client_id
+                + b"\xa4peer"
+                + pack(session.peer)
+                + b"\xa5since"
+                + pack(session.since)
+                + b"\xadregistrations"
+                + pack(len(session.owned))
+                + b"\xa6leases"
+                + pack(router.leases_held(session))
+            )
+            if full or size + len(entry) > _CLIENTS_BUDGET:
+                full = True
+                continue
+            size += len(entry)
+            entries.append(entry)
+        count = len(entries)
+        if count < 16:
+            head = bytes((0x90 | count,))
+        elif count < 0x10000:
+            head = b"\xdc" + count.to_bytes(2, "big")
+        else:
+            head = b"\xdd" + count.to_bytes(4, "big")
+        return b"\x82\xa7clients" + head + b"".join(entries) + b"\xadclients_total" + pack(total)

@@ -1,0 +1,616 @@
+"""The router: the one place that changes the tree and the sessions.
+
+Rules of this module:
+
+- ``handle(session, message, now)`` is synchronous and never awaits: each inbound message is
+  handled atomically, so nothing here needs a lock.
+- Output is queued with ``Session.push``; the server flushes once per event-loop iteration.
+  Fan-out encodes a frame once and queues the same bytes object on every listener.
+- Values travel as the sender's bytes (``Value.raw``); they were validated once on arrival.
+- Replies the router produces itself are queued while handling the request, so they keep
+  request order (D11); forwarded replies go out when the owner answers.
+- Cleanup on close is synchronous (D13): ``disconnect`` leaves no trace of the session.
+- Time is a parameter: ``now`` is the server's monotonic clock; nothing here reads a clock.
+- Extension hook points: ``handle_extension``, ``hello_hooks``, ``disconnect_hooks``,
+  ``leases_held``, ``Node.guard``, ``publish_state`` / ``publish_event``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from roost.broker import frames, meta
+from roost.broker.session import Session
+from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node, Tree
+from roost.protocol import messages as m
+from roost.protocol.values import Value, pack
+
+__all__ = ("Router", "ServerHooks")
+
+_MAX_STATE_VALUE = frames.MAX_PAYLOAD - 7  # the reply_state_t known payload is 7 + value
+
+
+class ServerHooks(Protocol):
+    """What the router needs from the I/O layer (server.py; a fake in unit tests)."""
+
+    def wake(self) -> None:
+        """Schedule one flush of every dirty session in this loop iteration."""
+
+    def close_io(self, session: Session, reason: str) -> None:
+        """Close the session's transport (cleanup has already happened)."""
+
+    def timeout_changed(self, session: Session) -> None:
+        """The session's idle timeout (``session.conn.timeout``) was set by a hello."""
+
+    def call_later(self, delay: float, callback: Callable[[float], None]) -> None:
+        """Call ``callback(now)`` after ``delay`` seconds."""
+
+    def peer_gone(self, session: Session) -> bool:
+        """True if the peer has closed and every byte it sent was read (a close the event loop
+        has not reported yet)."""
+
+
+def _id_key(value: Value) -> Any:
+    """Registry key of a client id: its canonical msgpack form (``1`` != ``1.0``, str != bin)."""
+    try:
+        return pack(value.obj)
+    except Exception:
+        return value.raw
+
+
+_EXTENSION_REQUESTS = (
+    m.LeaseAcquire,
+    m.LeaseTake,
+    m.LeaseReturn,
+    m.LeaseRetain,
+    m.LeaseValidate,
+    m.LeaseCancel,
+    m.LeaseInfo,
+    m.LeaseList,
+    m.LeaseGuard,
+    m.LeaseCall,
+    m.LeaseSet,
+)
+
+_RESERVED_PREFIX = "/meta/leases/"
+
+
+class Router:
+    """Routes every message between sessions over one tree.
+
+    Args:
+        hooks: the I/O layer's callbacks.
+        now: monotonic time at start (``/meta/broker``'s observe_t counts from it).
+        max_outbound: default bound on each session's unsent output (D16).
+    """
+
+    def __init__(self, hooks: ServerHooks, now: float, *, max_outbound: int) -> None:
+        self.hooks = hooks
+        self.max_outbound = max_outbound
+        self.tree = Tree()
+        #: Every open session, in connection order.
+        self.sessions: dict[Session, None] = {}
+        #: Sessions with queued output since the last flush.
+        self.dirty: list[Session] = []
+        #: Sessions over their outbound bound, closed by :meth:`reap`.
+        self.doomed: list[Session] = []
+        self._by_key: dict[Any, Session] = {}
+        self._id_prefix = secrets.token_hex(4)
+        self._id_counter = 0
+        #: Lease layer hooks: called after a hello (session, now) and after cleanup of a closed
+        #: session (session, reason, now); ``leases_held`` feeds ``/meta/clients``.
+        self.hello_hooks: list[Callable[[Session, float], None]] = []
+        self.disconnect_hooks: list[Callable[[Session, str, float], None]] = []
+        self.leases_held: Callable[[Session], int] = lambda session: 0
+        self.stop_hooks: list[Callable[[float], None]] = []
+        self.meta = meta.Meta(self, now)
+        self._dispatch: dict[type, Callable[[Session, Any, float], None]] = {
+            m.Ping: self._ping,
+            m.Hello: self._hello,
+            m.HelloId: self._hello_id,
+            m.ReplyOk: self._reply,
+            m.ReplyError: self._reply,
+            m.BadValue: self._bad_value,
+            m.ActionRegister: self._action_register,
+            m.ActionCall: self._action_call,
+            m.PropRegister: self._prop_register,
+            m.Get: self._get,
+            m.Set: self._set,
+            m.EventRegister: self._event_register,
+            m.EventEmit: self._event_emit,
+            m.EventListen: self._event_listen,
+            m.StateRegister: self._state_register,
+            m.StateChanged: self._state_changed,
+            m.StateUnknown: self._state_unknown,
+            m.StateObserve: self._state_observe,
+            m.StateObserveT: self._state_observe,
+        }
+        for cls in _EXTENSION_REQUESTS:
+            self._dispatch[cls] = self._extension
+        self._before_hello: dict[type, Callable[[Session, Any, float], None]] = dict.fromkeys(
+            self._dispatch, self._unregistered
+        )
+        always: tuple[type, ...] = (m.Ping, m.Hello, m.HelloId, m.ReplyOk, m.ReplyError, m.BadValue)
+        for kind in always:
+            self._before_hello[kind] = self._dispatch[kind]
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def open_session(self, peer: str, since: float, now: float) -> Session:
+        """Create the session of a new connection (no timeout runs before its hello)."""
+        session = Session(
+            peer,
+            since,
+            now,
+            max_outbound=self.max_outbound,
+            dirty=self.dirty,
+            wake=self.hooks.wake,
+            on_overflow=self.doomed.append,
+        )
+        self.sessions[session] = None
+        return session
+
+    def handle(self, session: Session, msg: m.Message | m.BadValue, now: float) -> None:
+        """Handle one message from ``session``; queue every resulting frame. Never raises for
+        anything a client sends (the connection layer already rejected framing errors)."""
+        table = self._dispatch if session.conn.hello_done else self._before_hello
+        table[type(msg)](session, msg, now)
+
+    def reap(self, now: float) -> None:
+        """Close every session that exceeded its outbound bound, as ``slow_consumer``."""
+        doomed = self.doomed
+        while doomed:
+            self.disconnect(doomed.pop(), "slow_consumer", now)
+
+    def disconnect(self, session: Session, reason: str, now: float) -> None:
+        """Forget ``session`` at once (D13) and close its transport; idempotent.
+
+        Its listens and observes end; its actions and props vanish; its events and states lose
+        their owner (observers of a known state get one 0x45); every request forwarded to it
+        gets ``client_exited``; requests it made stay with their owners, whose replies are
+        then dropped. ``reason`` is logged (``disconnected``, ``timeout``, ``takeover``,
+        ``slow_consumer``, ``protocol_error``, ``shutdown``).
+        """
+        if session.closed:
+            return
+        session.closed = True
+        session.accepting = False
+        session.close_reason = reason
+        session.outbox.clear()
+        session.out_size = 0
+        self.sessions.pop(session, None)
+        self._unbind(session)
+        remove = self.tree.remove
+        for node in session.listening:
+            del node.listeners[session]
+            if node.owner is None and not node.listeners and not node.internal:
+                remove(node)
+        for node in session.owned:
+            node.owner = None
+            node.guard = None
+            if node.kind is ACTION or node.kind is PROP:
+                remove(node)
+                continue
+            if node.kind is STATE and node.value is not None:
+                node.value = None
+                if node.listeners:
+                    data = frames.frame(b"\x45" + node.path_head)
+                    for observer in node.listeners:
+                        observer.push(data)
+            if not node.listeners:
+                remove(node)
+        for requester, rid, _code in session.pending.values():
+            if not requester.closed:
+                requester.push(frames.err(rid, "client_exited"))
+        had_id = session.client_id is not None
+        session.pending.clear()
+        session.owned.clear()
+        session.listening.clear()
+        for hook in self.disconnect_hooks:
+            hook(session, reason, now)
+        self.hooks.close_io(session, reason)
+        if had_id:
+            self.meta.clients_changed(now)
+
+    def close_all(self, reason: str, now: float) -> None:
+        """Disconnect every session (a broker stop)."""
+        for session in list(self.sessions):
+            self.disconnect(session, reason, now)
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def _bind(self, session: Session, raw: bytes, key: Any) -> None:
+        session.client_id = raw
+        session.client_key = key
+        self._by_key[key] = session
+
+    def _unbind(self, session: Session) -> None:
+        key = session.client_key
+        if key is not None and self._by_key.get(key) is session:
+            del self._by_key[key]
+        session.client_key = None
+
+    def session_by_id(self, client_id: Value) -> Session | None:
+        """The live session whose client id equals ``client_id``, if any."""
+        return self._by_key.get(_id_key(client_id))
+
+    def _after_hello(self, session: Session, now: float) -> None:
+        self.hooks.timeout_changed(session)
+        for hook in self.hello_hooks:
+            hook(session, now)
+        self.meta.clients_changed(now)
+
+    def _hello(self, session: Session, msg: m.Hello, now: float) -> None:
+        self._unbind(session)
+        self._id_counter += 1
+        raw = pack(f"{self._id_prefix}-{self._id_counter}")
+        self._bind(session, raw, raw)
+        session.push(frames.frame(b"\x04" + raw))
+        self._after_hello(session, now)
+
+    def _hello_id(self, session: Session, msg: m.HelloId, now: float) -> None:
+        key = _id_key(msg.client_id)
+        if key != session.client_key:
+            other = self._by_key.get(key)
+            if other is not None:
+                # Takeover: the old connection is gone, with every effect, before the reply.
+                self.disconnect(other, "takeover", now)
+            self._unbind(session)
+            self._bind(session, msg.client_id.raw, key)
+        session.push(frames.SERVER_HELLO)
+        self._after_hello(session, now)
+
+    # -- generic requests ----------------------------------------------------------------------
+
+    def _ping(self, session: Session, msg: m.Ping, now: float) -> None:
+        session.push(frames.ok_nil(msg.id))
+
+    def _unregistered(self, session: Session, msg: Any, now: float) -> None:
+        if type(msg) in _EXTENSION_REQUESTS:
+            session.opted_in = True
+            session.push(frames.err_map(msg.id, "unregistered"))
+        else:
+            session.push(frames.err(msg.id, "unregistered"))
+
+    def _bad_value(self, session: Session, msg: m.BadValue, now: float) -> None:
+        code = msg.code
+        if code in {0x05, 0x06}:
+            entry = session.pending.pop(msg.id, None)
+            if entry is not None and not entry[0].closed:
+                entry[0].push(frames.err(entry[1], "invalid_value"))
+            return
+        status = "invalid_value" if session.conn.hello_done else "unregistered"
+        if code >= 0x50:
+            session.opted_in = True
+            session.push(frames.err_map(msg.id, status))
+        else:
+            session.push(frames.err(msg.id, status))
+
+    def _reply(self, session: Session, msg: m.ReplyOk | m.ReplyError, now: float) -> None:
+        entry = session.pending.pop(msg.id, None)
+        if entry is None:
+            return
+        requester = entry[0]
+        if not requester.closed:
+            requester.push(frames.reply(msg.code, entry[1], msg.value.raw))
+
+    def _extension(self, session: Session, msg: Any, now: float) -> None:
+        session.opted_in = True
+        self.handle_extension(session, msg, now)
+
+    def handle_extension(self, session: Session, msg: Any, now: float) -> None:
+        """Handle an extension request (0x50-0x5a) after hello. Without the lease layer every
+        one is refused with ``err {"status": "bad_args"}``."""
+        session.push(frames.err_map(msg.id, "bad_args"))
+
+    def guarded(self, session: Session, msg: m.ActionCall | m.Set, node: Node, now: float) -> None:
+        """A plain call or set reached a node with a ``guard``; the lease layer replaces this
+        (without it no guard can be set, so this only forwards as usual)."""
+        assert node.owner is not None
+        if isinstance(msg, m.ActionCall):
+            path, args = msg.path, msg.args
+            self.forward(session, msg.id, node.owner, lambda oid: m.ActionCall(oid, path, args))
+        else:
+            self.forward(
+                session, msg.id, node.owner, lambda oid: m.PropSet(oid, msg.path, msg.value)
+            )
+
+    def prepare_stop(self, now: float) -> None:
+        """A graceful stop is about to close every session: run ``stop_hooks`` first, so what
+        they queue (``restart`` pushes) is flushed before the closes."""
+        for hook in self.stop_hooks:
+            hook(now)
+
+    # -- forwarding ----------------------------------------------------------------------------
+
+    def forward(
+        self, session: Session, rid: int, owner: Session, make: Callable[[int], m.Message]
+    ) -> None:
+        """Send the request ``make(owner_id)`` to ``owner`` under a broker-chosen id and route
+        its reply back to ``session`` under ``rid``. All 65536 ids outstanding on the owner's
+        connection: ``err too_many_requests`` and nothing is forwarded (D19)."""
+        conn = owner.conn
+        oid = conn.allocate_id()
+        if oid is None:
+            session.push(frames.err(rid, "too_many_requests"))
+            return
+        data = conn.send(make(oid))
+        owner.pending[oid] = (session, rid, data[3])
+        owner.push(data)
+
+    # -- registration --------------------------------------------------------------------------
+
+    @staticmethod
+    def _reserved(path: str) -> bool:
+        return path.startswith(_RESERVED_PREFIX) or path in ("/meta/leases", "/meta/lease_events")
+
+    def _register(self, session: Session, rid: int, path: str, kind: str, now: float) -> None:
+        node = self.tree.nodes.get(path)
+        owner = None if node is None else node.owner
+        # A client that closes and at once registers again from a new connection must not lose
+        # the race against the close being reported (D13).
+        if owner is not None and owner is not session and self.hooks.peer_gone(owner):
+            self.disconnect(owner, "disconnected", now)
+            node = self.tree.nodes.get(path)
+        if node is None:
+            error = self.tree.check_free(path)
+            if error is None and self._reserved(path):
+                error = "path_already_exists"
+            if error is not None:
+                session.push(frames.err(rid, error))
+                return
+            node = self.tree.create(path, kind, now)
+        elif (
+            node.owner is not None
+            or node.internal
+            or node.kind != kind
+            or kind is ACTION
+            or kind is PROP
+            or self._reserved(path)
+        ):
+            session.push(frames.err(rid, "path_already_exists"))
+            return
+        node.owner = session
+        session.owned[node] = None
+        session.push(frames.ok_nil(rid))
+        self.meta.clients_changed(now)
+
+    def _action_register(self, session: Session, msg: m.ActionRegister, now: float) -> None:
+        self._register(session, msg.id, msg.path, ACTION, now)
+
+    def _prop_register(self, session: Session, msg: m.PropRegister, now: float) -> None:
+        self._register(session, msg.id, msg.path, PROP, now)
+
+    def _event_register(self, session: Session, msg: m.EventRegister, now: float) -> None:
+        self._register(session, msg.id, msg.path, EVENT, now)
+
+    def _state_register(self, session: Session, msg: m.StateRegister, now: float) -> None:
+        self._register(session, msg.id, msg.path, STATE, now)
+
+    def _subscribe(
+        self, session: Session, rid: int, path: str, kind: str, now: float
+    ) -> Node | None:
+        """Find or create (ownerless) the event or state at ``path`` and add ``session`` to its
+        set; ``None`` after an error reply."""
+        node = self.tree.nodes.get(path)
+        if node is None:
+            error = self.tree.check_free(path)
+            if error is None and not self._subscribable(path, kind):
+                error = "path_already_exists"
+            if error is not None:
+                session.push(frames.err(rid, error))
+                return None
+            node = self.tree.create(path, kind, now)
+        elif node.kind != kind:
+            session.push(frames.err(rid, "path_already_exists"))
+            return None
+        node.listeners[session] = None
+        session.listening[node] = None
+        return node
+
+    def _subscribable(self, path: str, kind: str) -> bool:
+        """Under /meta/leases only ``<resource>/holder`` states and ``<resource>/events``
+        events may be observed or listened to (protocol.md E10)."""
+        if not path.startswith(_RESERVED_PREFIX):
+            return path != "/meta/leases"
+        tail = "/holder" if kind is STATE else "/events"
+        return path.endswith(tail) and len(path) > len(_RESERVED_PREFIX) + len(tail)
+
+    # -- actions and props ---------------------------------------------------------------------
+
+    def _lookup(self, session: Session, rid: int, path: str) -> Node | None:
+        node = self.tree.nodes.get(path)
+        if node is None:
+            found = self.tree.find(path)
+            assert isinstance(found, str)
+            session.push(frames.err(rid, found))
+        return node
+
+    def _action_call(self, session: Session, msg: m.ActionCall, now: float) -> None:
+        node = self._lookup(session, msg.id, msg.path)
+        if node is None:
+            return
+        if node.kind is not ACTION:
+            session.push(frames.err(msg.id, "path_is_wrong_type"))
+        elif node.internal:
+            self.meta.call(session, msg, node, now)
+        elif node.guard is not None:
+            self.guarded(session, msg, node, now)
+        else:
+            assert node.owner is not None
+            path, args = msg.path, msg.args
+            self.forward(session, msg.id, node.owner, lambda oid: m.ActionCall(oid, path, args))
+
+    def _get(self, session: Session, msg: m.Get, now: float) -> None:
+        node = self._lookup(session, msg.id, msg.path)
+        if node is None:
+            return
+        kind = node.kind
+        if kind is STATE:
+            if node.internal:
+                self.meta.refresh(node, now)
+            if node.value is None:
+                session.push(frames.err(msg.id, "state_unknown"))
+            else:
+                session.push(frames.reply(0x05, msg.id, node.value))
+        elif kind is PROP:
+            assert node.owner is not None
+            path = msg.path
+            self.forward(session, msg.id, node.owner, lambda oid: m.PropGet(oid, path))
+        else:
+            session.push(frames.err(msg.id, "path_is_wrong_type"))
+
+    def _set(self, session: Session, msg: m.Set, now: float) -> None:
+        node = self._lookup(session, msg.id, msg.path)
+        if node is None:
+            return
+        kind = node.kind
+        path, value = msg.path, msg.value
+        if kind is STATE:
+            if node.internal:
+                session.push(frames.err(msg.id, self.meta.set_error(node)))
+            elif node.owner is None:
+                session.push(frames.err(msg.id, "no_owner"))
+            elif node.guard is not None:
+                self.guarded(session, msg, node, now)
+            else:
+                self.forward(session, msg.id, node.owner, lambda oid: m.StateSet(oid, path, value))
+        elif kind is PROP:
+            assert node.owner is not None
+            if node.guard is not None:
+                self.guarded(session, msg, node, now)
+            else:
+                self.forward(session, msg.id, node.owner, lambda oid: m.PropSet(oid, path, value))
+        else:
+            session.push(frames.err(msg.id, "path_is_wrong_type"))
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _event_listen(self, session: Session, msg: m.EventListen, now: float) -> None:
+        if self._subscribe(session, msg.id, msg.path, EVENT, now) is not None:
+            session.push(frames.ok_nil(msg.id))
+
+    def _event_emit(self, session: Session, msg: m.EventEmit, now: float) -> None:
+        node = self.tree.nodes.get(msg.path)
+        if node is None:
+            self._lookup(session, msg.id, msg.path)
+            return
+        if node.kind is not EVENT:
+            session.push(frames.err(msg.id, "path_is_wrong_type"))
+            return
+        if node.internal:
+            session.push(frames.err(msg.id, "not_owner"))
+            return
+        # The emitter's reply first: a listening emitter sees it before its own notification.
+        session.push(frames.ok_nil(msg.id))
+        if node.listeners:
+            data = frames.notify(0x33, node.path_head, msg.value.raw)
+            for listener in node.listeners:
+                listener.push(data)
+
+    def publish_event(self, path: str, value: Value, now: float) -> None:
+        """Emit ``value`` on the broker-owned event ``path`` (created or adopted if needed).
+
+        Raises:
+            ValueError: ``path`` is taken by something else, or the value does not fit a frame.
+        """
+        node = self._internal_node(path, EVENT, now)
+        data = frames.notify(0x33, node.path_head, value.raw)
+        if len(data) - 3 > frames.MAX_PAYLOAD:
+            raise ValueError(f"event value for {path} does not fit in a frame")
+        for listener in node.listeners:
+            listener.push(data)
+
+    # -- states --------------------------------------------------------------------------------
+
+    def _state_node(self, session: Session, rid: int, path: str) -> Node | None:
+        """The state an owner update targets, or ``None`` after the error reply (§9.2)."""
+        node = self.tree.nodes.get(path)
+        if node is None:
+            found = self.tree.find(path)
+            assert isinstance(found, str)
+            session.push(frames.err(rid, "no_such_node" if found == "path_not_found" else found))
+            return None
+        if node.kind is not STATE:
+            session.push(frames.err(rid, "wrong_type_of_node"))
+            return None
+        if node.owner is not session:
+            session.push(frames.err(rid, "not_owner"))
+            return None
+        return node
+
+    def _state_changed(self, session: Session, msg: m.StateChanged, now: float) -> None:
+        node = self._state_node(session, msg.id, msg.path)
+        if node is None:
+            return
+        raw = msg.value.raw
+        if len(raw) > _MAX_STATE_VALUE:
+            session.push(frames.err(msg.id, "value_too_large"))
+            return
+        session.push(frames.ok_nil(msg.id))
+        self._set_state(node, raw, now)
+
+    def _state_unknown(self, session: Session, msg: m.StateUnknown, now: float) -> None:
+        node = self._state_node(session, msg.id, msg.path)
+        if node is None:
+            return
+        session.push(frames.ok_nil(msg.id))
+        self._set_state(node, None, now)
+
+    def _set_state(self, node: Node, raw: bytes | None, now: float) -> None:
+        """Store a state value and notify every observer (repeats always notify, D10)."""
+        node.value = raw
+        node.last_update = now
+        if node.listeners:
+            if raw is None:
+                data = frames.frame(b"\x45" + node.path_head)
+            else:
+                data = frames.notify(0x44, node.path_head, raw)
+            for observer in node.listeners:
+                observer.push(data)
+
+    def _state_observe(
+        self, session: Session, msg: m.StateObserve | m.StateObserveT, now: float
+    ) -> None:
+        node = self._subscribe(session, msg.id, msg.path, STATE, now)
+        if node is None:
+            return
+        if node.internal:
+            self.meta.refresh(node, now)
+        raw = node.value
+        if type(msg) is m.StateObserve:
+            if raw is None:
+                session.push(b"G\x00\x03\x08" + msg.id.to_bytes(2, "big"))
+            else:
+                session.push(frames.reply(0x07, msg.id, raw))
+        else:
+            ms = int((now - node.last_update) * 1000) & 0xFFFFFFFF
+            session.push(frames.reply_state_t(msg.id, ms, raw))
+
+    def publish_state(self, path: str, value: Value | m.UnknownType, now: float) -> None:
+        """Set the broker-owned state ``path`` (created or adopted if needed) and notify its
+        observers; every call notifies, known or unknown.
+
+        Raises:
+            ValueError: ``path`` is taken by something else, or the value does not fit a frame
+                (D20: the caller cuts published values to fit).
+        """
+        node = self._internal_node(path, STATE, now)
+        raw = None if isinstance(value, m.UnknownType) else value.raw
+        if raw is not None and len(raw) > _MAX_STATE_VALUE:
+            raise ValueError(f"state value for {path} does not fit in a frame")
+        self._set_state(node, raw, now)
+
+    def _internal_node(self, path: str, kind: str, now: float) -> Node:
+        node = self.tree.nodes.get(path)
+        if node is None:
+            error = self.tree.check_free(path)
+            if error is not None:
+                raise ValueError(f"cannot create {kind} {path}: {error}")
+            node = self.tree.create(path, kind, now)
+        elif node.kind != kind or node.owner is not None:
+            raise ValueError(f"{path} is not a free {kind}")
+        node.internal = True
+        return node

@@ -1,0 +1,331 @@
+"""The broker's only I/O: the listener, one asyncio Protocol per connection, flushes, timers.
+
+Rules of this module:
+
+- No task per connection and no task per message: ``data_received`` feeds the session's
+  sans-IO ``Connection`` and hands each message to the synchronous router.
+- Output is flushed once per event-loop iteration: the first frame queued in an iteration
+  schedules a single ``call_soon``; the flush writes each dirty session's outbox in one write.
+- Idle timeouts (§12) cost nothing per chunk: each chunk only records the time; one lazy timer
+  per connection re-arms itself for the time remaining.
+- A connection that breaks the protocol is closed with its reason logged; nothing a client
+  sends can raise out of here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from roost.broker.router import Router
+from roost.broker.session import Session
+from roost.errors import FramingError
+from roost.protocol.values import unpack
+
+__all__ = ("DEFAULT_MAX_OUTBOUND", "DEFAULT_PORT", "Broker")
+
+DEFAULT_PORT: Final = 11236
+DEFAULT_MAX_OUTBOUND: Final = 8 * 1024 * 1024
+#: Options accepted now and wired by the lease layer.
+_LEASE_OPTIONS: Final = frozenset({"state_dir", "audit_file", "resources"})
+
+log = logging.getLogger("roost.broker")
+conn_log = logging.getLogger("roost.broker.connection")
+
+
+def _peer_name(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = address[0]
+        return f"[{host}]:{address[1]}" if ":" in str(host) else f"{host}:{address[1]}"
+    return str(address)
+
+
+class _Hooks:
+    """The router's view of the server (flush scheduling, closing, timers)."""
+
+    __slots__ = ("_flush_scheduled", "broker", "loop")
+
+    def __init__(self, broker: Broker, loop: asyncio.AbstractEventLoop) -> None:
+        self.broker = broker
+        self.loop = loop
+        self._flush_scheduled = False
+
+    def wake(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every dirty session's outbox in one write; close those over their bound."""
+        self._flush_scheduled = False
+        router = self.broker.router
+        dirty = router.dirty
+        while dirty:
+            batch = dirty[:]
+            dirty.clear()
+            for session in batch:
+                if not session.outbox:
+                    continue
+                if not session.accepting:
+                    session.outbox.clear()
+                    session.out_size = 0
+                    continue
+                writer = session.writer
+                writer.write(session.take_output())
+                backlog = writer.get_write_buffer_size()
+                session.backlog = backlog
+                if backlog > session.max_outbound:
+                    session.accepting = False
+                    router.doomed.append(session)
+            if router.doomed:
+                router.reap(self.loop.time())
+
+    def close_io(self, session: Session, reason: str) -> None:
+        if session.timer is not None:
+            session.timer.cancel()
+            session.timer = None
+        transport = session.writer
+        if transport is not None and not transport.is_closing():
+            if reason in ("disconnected", "shutdown") and not transport.get_write_buffer_size():
+                transport.close()
+            else:
+                # Output still buffered for a peer that stopped reading must not pin memory.
+                transport.abort()
+        conn_log.info(
+            "connection closed: peer=%s client=%s reason=%s",
+            session.peer,
+            _client_repr(session),
+            reason,
+            extra={"peer": session.peer, "client": _client_repr(session), "reason": reason},
+        )
+
+    def timeout_changed(self, session: Session) -> None:
+        if session.timer is not None:
+            session.timer.cancel()
+            session.timer = None
+        timeout = session.conn.timeout
+        if timeout > 0 and not session.closed:
+            session.timer = self.loop.call_at(
+                session.last_received + timeout, self._check_idle, session
+            )
+
+    def _check_idle(self, session: Session) -> None:
+        session.timer = None
+        timeout = session.conn.timeout
+        if session.closed or timeout <= 0:
+            return
+        deadline = session.last_received + timeout
+        now = self.loop.time()
+        if now >= deadline - 0.0005:
+            self.broker.router.disconnect(session, "timeout", now)
+        else:
+            session.timer = self.loop.call_at(deadline, self._check_idle, session)
+
+    def peer_gone(self, session: Session) -> bool:
+        transport = session.writer
+        if transport is None or transport.is_closing():
+            return True
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            # A duplicate descriptor: asyncio's socket wrapper refuses direct reads.
+            with socket.socket(fileno=os.dup(sock.fileno())) as dup:
+                return dup.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def call_later(self, delay: float, callback: Callable[[float], None]) -> None:
+        loop = self.loop
+        loop.call_later(delay, lambda: callback(loop.time()))
+
+
+def _client_repr(session: Session) -> str:
+    if session.client_id is None:
+        return "-"
+    try:
+        return repr(unpack(session.client_id))
+    except Exception:
+        return session.client_id.hex()
+
+
+class _ConnectionProtocol(asyncio.Protocol):
+    """One client connection: bytes in, router calls, nothing else."""
+
+    __slots__ = ("router", "session")
+
+    def __init__(self, broker: Broker) -> None:
+        self.router = broker.router
+        self.session: Session | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        # Our own bound (D16) replaces asyncio's pause/resume; keep its callbacks out of the way.
+        transport.set_write_buffer_limits(high=0x7FFFFFFF)
+        peer = _peer_name(transport.get_extra_info("peername"))
+        session = self.router.open_session(peer, time.time(), time.monotonic())
+        session.writer = transport
+        self.session = session
+        conn_log.info("connection opened: peer=%s", peer, extra={"peer": peer})
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        if session is None or session.closed:
+            return
+        now = time.monotonic()
+        session.last_received = now
+        router = self.router
+        try:
+            messages = session.conn.receive_data(data)
+        except FramingError as exc:
+            conn_log.warning(
+                "protocol error from %s: %s", session.peer, exc, extra={"peer": session.peer}
+            )
+            router.disconnect(session, f"protocol_error: {exc}", now)
+            return
+        handle = router.handle
+        for msg in messages:
+            handle(session, msg, now)
+            if not session.accepting:  # closed, or over its bound and about to be
+                break
+        if router.doomed:
+            router.reap(now)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too: a half-closed client is a gone client
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        session = self.session
+        if session is not None and not session.closed:
+            session.writer = None
+            self.router.disconnect(session, "disconnected", time.monotonic())
+
+
+class Broker:
+    """An ESHET-compatible broker listening on one TCP address.
+
+    Use as ``async with Broker(port=0) as broker:``: entering starts listening (``broker.port``
+    is then the bound port); leaving closes the listener and every connection (their cleanup
+    runs as on any close). ``await broker.serve_forever()`` runs until cancelled.
+
+    Args:
+        host: address to bind (default loopback).
+        port: TCP port; 0 picks a free one.
+        max_outbound: bound in bytes on each connection's unsent output; a connection over it is
+            closed as ``slow_consumer`` (D16).
+        **options: ``state_dir``, ``audit_file`` and ``resources`` (lease settings).
+
+    Raises:
+        TypeError: an unknown option.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        *,
+        max_outbound: int = DEFAULT_MAX_OUTBOUND,
+        **options: Any,
+    ) -> None:
+        unknown = set(options) - _LEASE_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown broker option(s): {', '.join(sorted(unknown))}")
+        if max_outbound <= 0:
+            raise ValueError("max_outbound must be positive")
+        self.host = host
+        self._port = port
+        self.max_outbound = max_outbound
+        self.options = options
+        self._server: asyncio.Server | None = None
+        self._hooks: _Hooks | None = None
+        self._router: Router | None = None
+
+    @property
+    def router(self) -> Router:
+        """The router (exists once the broker has started)."""
+        if self._router is None:
+            raise RuntimeError("the broker is not started")
+        return self._router
+
+    @property
+    def port(self) -> int:
+        """The bound port (the requested one before start)."""
+        if self._server is not None and self._server.sockets:
+            return int(self._server.sockets[0].getsockname()[1])
+        return self._port
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as bound."""
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and start accepting connections.
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        if self._server is not None:
+            raise RuntimeError("the broker is already started")
+        loop = asyncio.get_running_loop()
+        self._hooks = _Hooks(self, loop)
+        self._router = Router(self._hooks, loop.time(), max_outbound=self.max_outbound)
+        from roost.broker.lease_routes import install_leases  # noqa: PLC0415 (import cycle)
+
+        install_leases(
+            self._router,
+            wall_offset=time.time() - time.monotonic(),
+            wall_ns=time.time_ns(),
+            now=loop.time(),
+            **self.options,
+        )
+        self._server = await loop.create_server(
+            lambda: _ConnectionProtocol(self), self.host, self._port, reuse_address=True
+        )
+        log.info(
+            "listening on %s:%d",
+            self.host,
+            self.port,
+            extra={"host": self.host, "port": self.port},
+        )
+
+    async def close(self) -> None:
+        """Stop listening and close every connection; idempotent."""
+        server = self._server
+        if server is None:
+            return
+        self._server = None
+        server.close()
+        if self._router is not None and self._hooks is not None:
+            self._router.prepare_stop(self._hooks.loop.time())
+            self._hooks.flush()
+            self._router.close_all("shutdown", self._hooks.loop.time())
+        await server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled (starting first if needed); closes everything on the way out."""
+        if self._server is None:
+            await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.close()
+
+    async def __aenter__(self) -> Broker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

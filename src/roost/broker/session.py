@@ -1,0 +1,137 @@
+"""One session per client connection: protocol state, identity, outbox, forwarded requests.
+
+Rules of this module:
+
+- No I/O: the session holds an opaque ``writer`` (the server's transport) but never calls it;
+  the server flushes ``outbox`` once per event-loop iteration.
+- ``push(frame)`` is the only way to queue output. It never raises and never blocks: once the
+  unsent output (outbox plus what the transport still holds) passes ``max_outbound``, the session
+  stops accepting frames and is handed to ``on_overflow`` (the router closes it as
+  ``slow_consumer`` as soon as it is safe to).
+- ``pending`` maps broker-chosen request ids on this connection to the requester waiting for
+  the owner's reply, so cleanup can answer every one of them with ``client_exited``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from roost.protocol.connection import Connection, Role
+
+if TYPE_CHECKING:
+    from roost.broker.tree import Node
+
+__all__ = ("Pending", "Session")
+
+#: (requester session, requester's own request id, request type code)
+Pending = tuple["Session", int, int]
+
+
+class Session:
+    """Everything the broker knows about one connection.
+
+    Args:
+        peer: the peer address as ``"host:port"`` (for logs and ``/meta/clients``).
+        since: wall-clock time of the connection (for ``/meta/clients``).
+        now: monotonic time of the connection (the idle timer counts from it until data arrives).
+        max_outbound: the bound on unsent output in bytes (D16).
+        dirty: the router's list of sessions with queued output (shared, appended to here).
+        wake: called when ``dirty`` goes from empty to non-empty (schedules one flush).
+        on_overflow: called once when the bound is exceeded.
+    """
+
+    __slots__ = (
+        "_dirty",
+        "_on_overflow",
+        "_wake",
+        "accepting",
+        "backlog",
+        "client_id",
+        "client_key",
+        "close_reason",
+        "closed",
+        "conn",
+        "last_received",
+        "listening",
+        "max_outbound",
+        "opted_in",
+        "out_size",
+        "outbox",
+        "owned",
+        "peer",
+        "pending",
+        "since",
+        "timer",
+        "writer",
+    )
+
+    def __init__(
+        self,
+        peer: str,
+        since: float,
+        now: float,
+        *,
+        max_outbound: int,
+        dirty: list[Session],
+        wake: Callable[[], None],
+        on_overflow: Callable[[Session], None],
+    ) -> None:
+        self.conn = Connection(Role.SERVER)
+        self.peer = peer
+        self.since = since
+        self.last_received = now
+        self.max_outbound = max_outbound
+        self._dirty = dirty
+        self._wake = wake
+        self._on_overflow = on_overflow
+        #: The client id as received or allocated (msgpack bytes), ``None`` before hello.
+        self.client_id: bytes | None = None
+        #: The key the id registry uses (ids compare by exact value, protocol.md §6).
+        self.client_key: Any = None
+        #: Frames queued since the last flush, and their total size.
+        self.outbox: list[bytes] = []
+        self.out_size = 0
+        #: Bytes the transport still held after the last flush.
+        self.backlog = 0
+        self.accepting = True
+        self.closed = False
+        self.close_reason: str | None = None
+        #: True once the connection sent any extension message (protocol.md E1).
+        self.opted_in = False
+        #: Nodes this connection owns, and the event/state nodes it listens to or observes.
+        self.owned: dict[Node, None] = {}
+        self.listening: dict[Node, None] = {}
+        #: Requests forwarded to this connection as owner, by broker-chosen id.
+        self.pending: dict[int, Pending] = {}
+        #: Opaque slots for the server: its transport and its idle timer handle.
+        self.writer: Any = None
+        self.timer: Any = None
+
+    def push(self, frame: bytes) -> None:
+        """Queue one encoded frame for the next flush; drop it if the session is closing."""
+        if not self.accepting:
+            return
+        out = self.outbox
+        if not out:
+            dirty = self._dirty
+            if not dirty:
+                self._wake()
+            dirty.append(self)
+        out.append(frame)
+        size = self.out_size + len(frame)
+        self.out_size = size
+        if size + self.backlog > self.max_outbound:
+            self.accepting = False
+            self._on_overflow(self)
+
+    def take_output(self) -> bytes:
+        """Return and clear everything queued (one bytes object for one write)."""
+        out = self.outbox
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self.out_size = 0
+        return data
+
+    def __repr__(self) -> str:
+        return f"<Session {self.peer} id={self.client_id!r}>"

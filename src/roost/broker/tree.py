@@ -1,0 +1,198 @@
+"""The path tree: implicit directories holding nodes (protocol.md §10).
+
+Rules of this module:
+
+- Pure data, no I/O and no clock: callers pass ``now`` where a node records a time.
+- A path is a node, a directory, or absent; nodes never nest. Directories exist while they hold
+  something and vanish (recursively) when emptied. ``/`` always exists.
+- Lookups of existing nodes are one dict access; only misses walk the directories and validate.
+- Errors are returned as the wire error strings, never raised: the router sends them as replies.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from roost.broker.session import Session
+
+__all__ = (
+    "ACTION",
+    "EVENT",
+    "KINDS",
+    "PROP",
+    "STATE",
+    "Dir",
+    "Node",
+    "Tree",
+    "valid_ls_path",
+    "valid_path",
+)
+
+ACTION: Final = "action"
+PROP: Final = "prop"
+EVENT: Final = "event"
+STATE: Final = "state"
+KINDS: Final = (ACTION, PROP, EVENT, STATE)
+
+_PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)+")
+_LS_PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)*/[A-Za-z0-9_]*")
+
+
+def valid_path(path: str) -> bool:
+    """True if ``path`` matches ``^(/[A-Za-z0-9_]+)+$`` exactly (D14; no trailing newline)."""
+    return _PATH_RE.fullmatch(path) is not None
+
+
+def valid_ls_path(path: str) -> bool:
+    """True if ``path`` is acceptable to ``/meta/ls`` (``/`` and a trailing slash allowed)."""
+    return _LS_PATH_RE.fullmatch(path) is not None
+
+
+class Node:
+    """One leaf of the tree: an action, prop, event or state.
+
+    ``owner`` is the owning session or ``None``; ``internal`` marks nodes the broker owns itself
+    (D19). ``value`` is the raw msgpack bytes of a known state, ``None`` when unknown.
+    ``notify_head`` caches ``path\\0`` so fan-out frames are built by concatenation only.
+    ``guard`` is reserved for the lease layer (the resource guarding calls and sets, or ``None``).
+    """
+
+    __slots__ = (
+        "guard",
+        "internal",
+        "kind",
+        "last_update",
+        "listeners",
+        "name",
+        "owner",
+        "parent",
+        "path",
+        "path_head",
+        "value",
+    )
+
+    def __init__(self, path: str, kind: str, parent: Dir, name: str, now: float) -> None:
+        self.path = path
+        self.kind = kind
+        self.parent = parent
+        self.name = name
+        self.owner: Session | None = None
+        self.internal = False
+        #: Listeners (events) or observers (states), in subscription order.
+        self.listeners: dict[Session, None] = {}
+        self.value: bytes | None = None
+        self.last_update = now
+        self.path_head = path.encode("latin-1") + b"\0"
+        self.guard: Any = None
+
+    def __repr__(self) -> str:
+        return f"<Node {self.kind} {self.path}>"
+
+
+class Dir:
+    """An implicit directory: children by segment name."""
+
+    __slots__ = ("children", "name", "parent")
+
+    def __init__(self, parent: Dir | None, name: str) -> None:
+        self.parent = parent
+        self.name = name
+        self.children: dict[str, Dir | Node] = {}
+
+
+class Tree:
+    """All nodes, by path and as a hierarchy of directories."""
+
+    __slots__ = ("nodes", "root")
+
+    def __init__(self) -> None:
+        self.root = Dir(None, "")
+        #: Every node by its exact path: the fast path of every lookup.
+        self.nodes: dict[str, Node] = {}
+
+    def find(self, path: str) -> Node | str:
+        """Return the node at ``path``, or the error string for why there is none.
+
+        Returns:
+            The node, or one of ``invalid_path``, ``path_not_found``, ``path_is_directory``,
+            ``not_a_directory``.
+        """
+        node = self.nodes.get(path)
+        if node is not None:
+            return node
+        if not valid_path(path):
+            return "invalid_path"
+        found = self._walk(path.split("/")[1:])
+        if isinstance(found, str):
+            return found
+        return "path_is_directory" if isinstance(found, Dir) else "path_not_found"
+
+    def _walk(self, segments: list[str]) -> Dir | Node | str | None:
+        """Walk to the last segment: the entry there, ``None`` if absent, or an error string."""
+        current: Dir = self.root
+        last = len(segments) - 1
+        for index, segment in enumerate(segments):
+            child = current.children.get(segment)
+            if child is None:
+                return "path_not_found" if index < last else None
+            if isinstance(child, Node):
+                return child if index == last else "not_a_directory"
+            current = child
+        return current
+
+    def lookup_dir(self, path: str) -> Dir | Node | str:
+        """Resolve an already validated ``/meta/ls`` path (``/`` or without trailing slash)."""
+        if path == "/":
+            return self.root
+        found = self._walk(path.split("/")[1:])
+        if found is None:
+            return "path_not_found"
+        return found
+
+    def check_free(self, path: str) -> str | None:
+        """Return the error that creating a node at ``path`` would hit, or ``None`` if free.
+
+        An existing node gives ``path_already_exists`` (the caller decides about adoption first).
+        """
+        if path in self.nodes:
+            return "path_already_exists"
+        if not valid_path(path):
+            return "invalid_path"
+        found = self._walk(path.split("/")[1:])
+        if found is None or found == "path_not_found":
+            return None
+        if isinstance(found, str):
+            return found
+        return "path_is_directory" if isinstance(found, Dir) else "path_already_exists"
+
+    def create(self, path: str, kind: str, now: float) -> Node:
+        """Create a node at a path :meth:`check_free` accepted, making directories on the way."""
+        segments = path.split("/")[1:]
+        current = self.root
+        for segment in segments[:-1]:
+            child = current.children.get(segment)
+            if child is None:
+                child = Dir(current, segment)
+                current.children[segment] = child
+            assert isinstance(child, Dir)
+            current = child
+        node = Node(path, kind, current, segments[-1], now)
+        current.children[segments[-1]] = node
+        self.nodes[path] = node
+        return node
+
+    def remove(self, node: Node) -> None:
+        """Remove ``node`` and every directory it leaves empty. Removing twice is harmless."""
+        if self.nodes.get(node.path) is not node:
+            return
+        del self.nodes[node.path]
+        parent: Dir | None = node.parent
+        name = node.name
+        while parent is not None:
+            del parent.children[name]
+            if parent.children or parent.parent is None:
+                break
+            name = parent.name
+            parent = parent.parent

@@ -1,0 +1,483 @@
+"""The async roost client: ESHET's verbs over one connection that heals itself.
+
+Rules of this module:
+
+- Verb names and behaviour follow the ESHET client (eshet.py), so moving to roost is a one-line
+  change; relative paths resolve against ``base``.
+- Registrations, listens and observes are recorded first and then sent; the record is what a
+  reconnect replays. Refused ones are forgotten and raise ``RemoteError``.
+- While disconnected, calls, gets, sets and emits raise ``Disconnected`` at once; registrations,
+  listens, observes and owned state values are recorded and sent on reconnect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from roost.client.lease_verbs import LeaseRef, LeaseVerbs
+from roost.client.registrations import (
+    ActionEntry,
+    EventEntry,
+    ListenEntry,
+    ObserveEntry,
+    PropEntry,
+    StateEntry,
+    Subscriber,
+)
+from roost.client.streams import Subscription
+from roost.errors import Disconnected, RemoteError
+from roost.protocol import messages as m
+from roost.protocol.messages import Unknown
+from roost.protocol.values import Value
+
+__all__ = ("Client", "EventEmitter", "StateHandle")
+
+
+class _CallbackSubscriber:
+    """Delivers values to a user callback through the client's dispatcher."""
+
+    __slots__ = ("_notify", "callback")
+
+    def __init__(self, notify: Callable[..., None], callback: Callable[[Any], Any]) -> None:
+        self._notify = notify
+        self.callback = callback
+
+    def deliver(self, value: Any) -> None:
+        self._notify(self.callback, value)
+
+
+class EventEmitter:
+    """Emits on one event this client registered (returned by :meth:`Client.event_register`)."""
+
+    def __init__(self, client: Client, path: str) -> None:
+        self.client = client
+        self.path = path
+
+    async def emit(self, value: Any = None, *, timeout: float | None = None) -> None:
+        """Emit ``value``; see :meth:`Client.event_emit`."""
+        await self.client.event_emit(self.path, value, timeout=timeout)
+
+    async def __call__(self, value: Any = None) -> None:
+        await self.emit(value)
+
+
+class StateHandle:
+    """Updates one state this client owns (returned by :meth:`Client.state_register`)."""
+
+    def __init__(self, client: Client, path: str) -> None:
+        self.client = client
+        self.path = path
+
+    async def changed(self, value: Any) -> None:
+        """Publish a new value; see :meth:`Client.state_changed`."""
+        await self.client.state_changed(self.path, value)
+
+    async def unknown(self) -> None:
+        """Make the state unknown; see :meth:`Client.state_unknown`."""
+        await self.client.state_unknown(self.path)
+
+    @property
+    def value(self) -> Any:
+        """The last value this client published, or ``Unknown``."""
+        entry = self.client._regs.states.get(self.path)
+        if entry is None or entry.value is None:
+            return Unknown
+        return entry.value.obj
+
+
+class Client(LeaseVerbs):
+    """An ESHET-compatible client of a roost broker, for asyncio and trio (via anyio).
+
+    Use it as ``async with Client("/home/") as client:``; entering waits for the first
+    connection, leaving closes it. The connection is kept alive with pings and re-established
+    after any loss with exponential backoff and full jitter; after each reconnect the client
+    says ``hello_id`` with the same client id and replays every registration, the last value of
+    each owned state, every listen and observe. Observers see ``Unknown`` while disconnected and
+    the fresh value afterwards. Leases are never re-acquired: they are reported lost.
+
+    Args:
+        base: prefix for relative paths (``"/home/"``: ``"lamp"`` means ``"/home/lamp"``).
+        server: ``"host[:port]"``; default ``ROOST_SERVER``, then ``ESHET_SERVER``, then
+            ``"localhost:11236"``.
+        client_id: the id to say hello with (any msgpack value); ``None`` lets the broker
+            allocate one, which is then reused on every reconnect.
+        timeout: ping and server-timeout settings (:class:`TimeoutConfig`).
+        on_connect: called (sync or async, no arguments) after each connection is ready.
+        on_disconnect: called after each connection loss.
+        backoff: reconnect delays (:class:`Backoff`, default 0.1 s growing to 10 s).
+        connect_timeout: how long entering waits for the first connection (``None``: forever).
+
+    Raises:
+        ValueError: a malformed ``server``.
+    """
+
+    # -- actions -------------------------------------------------------------------------------
+
+    async def action_register(
+        self, path: str, callback: Callable[..., Any], *, lease: str | None = None
+    ) -> None:
+        """Own an action; each call runs ``callback(*args)`` (sync or async).
+
+        Its return value is the reply; an exception becomes an error reply with ``str(exc)``
+        (a ``RemoteError`` with its ``value``). With ``lease="res"`` the action is guarded: only
+        callers holding ``res`` get through, and a callback that accepts a ``token`` keyword
+        receives the caller's token.
+
+        Raises:
+            RemoteError: the broker refused (``path_already_exists``...).
+            LeasesUnsupported: ``lease`` given but the broker has no lease extension.
+        """
+        if lease is not None:
+            self._require_leases()
+        path = self.resolve(path)
+        await self._establish(
+            self._regs.actions, path, ActionEntry(callback), lambda rid: m.ActionRegister(rid, path)
+        )
+        if lease is not None:
+            await self.guard(path, lease)
+
+    async def action_call(
+        self,
+        path: str,
+        *args: Any,
+        timeout: float | None = None,
+        lease: LeaseRef | None = None,
+    ) -> Any:
+        """Call an action with positional ``args`` and return its result.
+
+        With ``lease`` (a :class:`Lease` or a token map) the call carries that token
+        (``lease_call``): a guarded action checks it, an unguarded one ignores it.
+
+        Raises:
+            RemoteError: an error reply (``path_not_found``, the owner's error...).
+            LeaseError: the token was refused (only with ``lease``).
+            Disconnected: not connected, or the connection was lost before the reply.
+            TimeoutError: no reply within ``timeout`` seconds; the request id is freed, a late
+                reply is dropped.
+        """
+        path = self.resolve(path)
+        if lease is not None:
+            return await self._lease_forward("call", path, list(args), lease, timeout)
+        arguments = Value.of(list(args))
+        return await self._call_ok(lambda rid: m.ActionCall(rid, path, arguments), timeout)
+
+    # -- props, get and set --------------------------------------------------------------------
+
+    async def prop_register(
+        self,
+        path: str,
+        get_callback: Callable[[], Any],
+        set_callback: Callable[[Any], Any] | None = None,
+        *,
+        lease: str | None = None,
+    ) -> None:
+        """Own a prop: ``get_callback()`` answers gets, ``set_callback(value)`` answers sets
+        (without one, sets get ``not_implemented``). ``lease`` guards sets (see
+        :meth:`action_register`).
+
+        Raises:
+            RemoteError: the broker refused the registration.
+        """
+        if lease is not None:
+            self._require_leases()
+        path = self.resolve(path)
+        entry = PropEntry(get_callback, set_callback)
+        await self._establish(self._regs.props, path, entry, lambda rid: m.PropRegister(rid, path))
+        if lease is not None:
+            await self.guard(path, lease)
+
+    async def get(self, path: str, *, timeout: float | None = None) -> Any:
+        """The value of a prop (asked from its owner) or a state (stored by the broker).
+
+        Raises:
+            RemoteError: ``state_unknown``, ``path_not_found``, ``path_is_wrong_type``...
+            Disconnected, TimeoutError: as :meth:`action_call`.
+        """
+        path = self.resolve(path)
+        return await self._call_ok(lambda rid: m.Get(rid, path), timeout)
+
+    async def set(
+        self,
+        path: str,
+        value: Any,
+        *,
+        timeout: float | None = None,
+        lease: LeaseRef | None = None,
+    ) -> Any:
+        """Set a prop or state through its owner; returns the owner's reply value.
+
+        Raises:
+            RemoteError: ``no_owner``, ``not_implemented``, the owner's error...
+            LeaseError: the token was refused (only with ``lease``).
+            Disconnected, TimeoutError: as :meth:`action_call`.
+        """
+        path = self.resolve(path)
+        if lease is not None:
+            return await self._lease_forward("set", path, value, lease, timeout)
+        packed = Value.of(value)
+        return await self._call_ok(lambda rid: m.Set(rid, path, packed), timeout)
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def event_register(self, path: str) -> EventEmitter:
+        """Own an event and return an emitter for it.
+
+        Raises:
+            RemoteError: the broker refused (``path_already_exists``...).
+        """
+        path = self.resolve(path)
+        await self._establish(
+            self._regs.events, path, EventEntry(), lambda rid: m.EventRegister(rid, path)
+        )
+        return EventEmitter(self, path)
+
+    async def event_emit(
+        self, path: str, value: Any = None, *, timeout: float | None = None
+    ) -> None:
+        """Emit ``value`` on an event (any client may emit on any event node).
+
+        Raises:
+            RemoteError: ``path_not_found``, ``path_is_wrong_type``...
+            Disconnected, TimeoutError: as :meth:`action_call`.
+        """
+        path = self.resolve(path)
+        packed = Value.of(value)
+        await self._call_ok(lambda rid: m.EventEmit(rid, path, packed), timeout)
+
+    async def event_listen_cb(self, path: str, callback: Callable[[Any], Any]) -> None:
+        """Call ``callback(value)`` (sync or async) for every emit on ``path``, for the life
+        of the client (listens are replayed after a reconnect).
+
+        Raises:
+            RemoteError: the broker refused (``path_already_exists`` for a non-event node...).
+        """
+        await self._listen(self.resolve(path), _CallbackSubscriber(self._notify, callback))
+
+    def event_listen(self, path: str) -> Subscription[Any]:
+        """The emits on ``path`` as an async iterator.
+
+        ``async with client.event_listen("button") as events: async for value in events: ...``;
+        entering completes the listen (raising ``RemoteError`` if refused).
+        """
+        path = self.resolve(path)
+        return Subscription(path, partial_listen(self, path), self._unsubscribe_listen)
+
+    async def _listen(self, path: str, sub: Subscriber) -> None:
+        entry = self._regs.listens.get(path)
+        if entry is not None and entry.subscribers:
+            entry.subscribers.append(sub)
+            return
+        if entry is None:
+            entry = self._regs.listens[path] = ListenEntry()
+        entry.subscribers.append(sub)
+        if not self.connected:
+            return
+        entry.gen = self._gen
+        try:
+            reply = await self._request(lambda rid: m.EventListen(rid, path))
+        except Disconnected:
+            return  # recorded: replayed on reconnect
+        except BaseException:
+            entry.subscribers.remove(sub)
+            raise
+        if isinstance(reply, m.ReplyError):
+            entry.subscribers.remove(sub)
+            if not entry.subscribers:
+                del self._regs.listens[path]
+            raise RemoteError(reply.value.obj)
+
+    def _unsubscribe_listen(self, sub: Subscription[Any]) -> None:
+        self._subscriptions.discard(sub)
+        entry = self._regs.listens.get(sub.path)
+        if entry is not None and sub in entry.subscribers:
+            entry.subscribers.remove(sub)
+
+    # -- states --------------------------------------------------------------------------------
+
+    async def state_register(
+        self,
+        path: str,
+        set_callback: Callable[[Any], Any] | None = None,
+        *,
+        lease: str | None = None,
+    ) -> StateHandle:
+        """Own a state (unknown until the first :meth:`state_changed`) and return a handle.
+
+        ``set_callback(value)`` answers sets from other clients; it normally publishes the new
+        value with ``state_changed`` before returning. Without it sets get ``not_implemented``.
+        ``lease`` guards sets (see :meth:`action_register`).
+
+        Raises:
+            RemoteError: the broker refused (``path_already_exists``...).
+        """
+        if lease is not None:
+            self._require_leases()
+        path = self.resolve(path)
+        await self._establish(
+            self._regs.states,
+            path,
+            StateEntry(set_callback),
+            lambda rid: m.StateRegister(rid, path),
+        )
+        if lease is not None:
+            await self.guard(path, lease)
+        return StateHandle(self, path)
+
+    async def state_changed(self, path: str, value: Any) -> None:
+        """Publish a new value of a state this client owns (``Unknown`` means
+        :meth:`state_unknown`). The value is kept and re-published after a reconnect; while
+        disconnected it is only kept.
+
+        Raises:
+            RemoteError: ``not_owner``, ``value_too_large``...
+        """
+        path = self.resolve(path)
+        if value is Unknown:
+            await self.state_unknown(path)
+            return
+        packed = Value.of(value)
+        entry = self._regs.states.get(path)
+        if entry is not None:
+            entry.value = packed
+        if not self.connected:
+            if entry is not None:
+                return
+            raise Disconnected("not connected to the broker")
+        if entry is not None:
+            entry.value_gen = self._gen
+        await self._owner_update(lambda rid: m.StateChanged(rid, path, packed))
+
+    async def state_unknown(self, path: str) -> None:
+        """Make a state this client owns unknown (kept across reconnects like a value).
+
+        Raises:
+            RemoteError: ``not_owner``...
+        """
+        path = self.resolve(path)
+        entry = self._regs.states.get(path)
+        if entry is not None:
+            entry.value = None
+        if not self.connected and entry is not None:
+            return
+        await self._owner_update(lambda rid: m.StateUnknown(rid, path))
+
+    async def _owner_update(self, make: Callable[[int], m.Message]) -> None:
+        with contextlib.suppress(Disconnected):  # the kept value is replayed on reconnect
+            await self._call_ok(make)
+
+    async def state_observe(self, path: str, callback: Callable[[Any], Any] | None = None) -> Any:
+        """Observe a state: return its current value (or ``Unknown``) and call
+        ``callback(value)`` (sync or async) on each later change, ``Unknown`` included. While
+        disconnected the callback gets ``Unknown`` once, and the fresh value after the reconnect.
+
+        Raises:
+            RemoteError: the broker refused (``path_already_exists`` for a non-state node...).
+        """
+        path = self.resolve(path)
+        sub: Subscriber = (
+            _CallbackSubscriber(self._notify, callback) if callback is not None else _Ignore()
+        )
+        return await self._observe(path, sub, initial=False)
+
+    def state_observe_iter(self, path: str) -> Subscription[Any]:
+        """A state's values as an async iterator: its current value first, then each change.
+
+        ``async with client.state_observe_iter("temp") as values: async for v in values: ...``
+        """
+        path = self.resolve(path)
+        return Subscription(path, partial_observe(self, path), self._unsubscribe_observe)
+
+    async def _observe(self, path: str, sub: Subscriber, *, initial: bool) -> Any:
+        entry = self._regs.observes.get(path)
+        if entry is not None and entry.subscribers:
+            entry.subscribers.append(sub)
+            if initial:
+                sub.deliver(entry.value)
+            return entry.value
+        if entry is None:
+            entry = self._regs.observes[path] = ObserveEntry()
+        entry.subscribers.append(sub)
+        if not self.connected:
+            if initial:
+                sub.deliver(entry.value)
+            return entry.value
+        entry.gen = self._gen
+        only: Any = sub if initial else _Ignore()
+        try:
+            reply = await self._request(
+                lambda rid: m.StateObserve(rid, path),
+                on_reply=lambda r: self._observed(path, only, r),
+            )
+        except Disconnected:
+            return entry.value  # recorded: replayed on reconnect
+        except BaseException:
+            entry.subscribers.remove(sub)
+            raise
+        if isinstance(reply, m.ReplyError):
+            entry.subscribers.remove(sub)
+            if not entry.subscribers:
+                del self._regs.observes[path]
+            raise RemoteError(reply.value.obj)
+        return reply.value.obj if isinstance(reply, m.ReplyStateKnown) else Unknown
+
+    def _unsubscribe_observe(self, sub: Subscription[Any]) -> None:
+        self._subscriptions.discard(sub)
+        entry = self._regs.observes.get(sub.path)
+        if entry is not None and sub in entry.subscribers:
+            entry.subscribers.remove(sub)
+
+    # -- registration helper -------------------------------------------------------------------
+
+    async def _establish(
+        self, table: dict[str, Any], path: str, entry: Any, make: Callable[[int], m.Message]
+    ) -> None:
+        """Record a registration, then send it if connected (else it waits for the replay)."""
+        if self._regs.owned(path):
+            raise RemoteError("path_already_exists")
+        table[path] = entry
+        if not self.connected:
+            return
+        entry.gen = self._gen
+        try:
+            reply = await self._request(make)
+        except Disconnected:
+            return  # recorded: replayed on reconnect
+        if isinstance(reply, m.ReplyError):
+            if table.get(path) is entry:
+                del table[path]
+            raise RemoteError(reply.value.obj)
+
+
+class _Ignore:
+    """A subscriber for observes without a callback: the value is only returned."""
+
+    __slots__ = ()
+
+    def deliver(self, value: Any) -> None:
+        pass
+
+
+def partial_listen(client: Client, path: str) -> Callable[[Subscription[Any]], Any]:
+    async def subscribe(sub: Subscription[Any]) -> None:
+        client._subscriptions.add(sub)
+        try:
+            await client._listen(path, sub)
+        except BaseException:
+            client._subscriptions.discard(sub)
+            raise
+
+    return subscribe
+
+
+def partial_observe(client: Client, path: str) -> Callable[[Subscription[Any]], Any]:
+    async def subscribe(sub: Subscription[Any]) -> None:
+        client._subscriptions.add(sub)
+        try:
+            await client._observe(path, sub, initial=True)
+        except BaseException:
+            client._subscriptions.discard(sub)
+            raise
+
+    return subscribe

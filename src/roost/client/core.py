@@ -1,0 +1,611 @@
+"""The client's engine: one connection task, reconnects, replay, pings and inbound requests.
+
+Rules of this module:
+
+- One task owns the connection: it connects, says hello, probes ``/meta/broker``, replays the
+  registrations, then watches the link until it dies, and starts over after a backoff delay.
+- The client is "connected" only after the replay, so user requests never overtake it.
+- User requests never wait for a connection: while disconnected they raise ``Disconnected``,
+  while registrations, listens and observes are recorded and sent on the next connection.
+- User callbacks for values (listeners, observers, hooks) run one at a time, in order, in one
+  dispatcher task; callbacks answering requests (actions, props, state sets) run concurrently,
+  each in its own task, and die with the connection they came on.
+- Nothing here raises into the application's task except from the verb it called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from functools import partial
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from roost.client.config import (
+    TimeoutConfig,
+    default_server,
+    normalise_base,
+    parse_server,
+    resolve_path,
+)
+from roost.client.inbound import accepts_token, call_user, error_reply, ok_reply, spread
+from roost.client.leases import Lease, LeaseBook
+from roost.client.link import Link
+from roost.client.reconnect import Backoff, is_retryable
+from roost.client.registrations import Kind, Registrations
+from roost.errors import ConnectFailed, ConnectionClosed, Disconnected, NoLease, RemoteError
+from roost.protocol import messages as m
+from roost.protocol.messages import Unknown
+from roost.protocol.values import Value
+
+__all__ = ("ClientCore", "Hook", "margin")
+
+log = logging.getLogger("roost.client")
+
+Hook = Callable[[], Any]
+_Job = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+def margin(seconds: float) -> float:
+    """How much earlier than the broker the client gives up a lease: max(0.5 s, 10 %)."""
+    return max(0.5, 0.1 * seconds)
+
+
+class ClientCore:
+    """Connection management shared by every verb; see :class:`roost.client.Client`."""
+
+    def __init__(
+        self,
+        base: str = "/",
+        server: str | None = None,
+        client_id: Any = None,
+        timeout: TimeoutConfig | None = None,
+        *,
+        on_connect: Hook | None = None,
+        on_disconnect: Hook | None = None,
+        backoff: Backoff | None = None,
+        connect_timeout: float | None = 10.0,
+    ) -> None:
+        self.base = normalise_base(base)
+        self.server = server if server is not None else default_server()
+        self.host, self.port = parse_server(self.server)
+        self.timeout = timeout if timeout is not None else TimeoutConfig()
+        self.backoff = backoff if backoff is not None else Backoff()
+        self.connect_timeout = connect_timeout
+        self.on_connect = on_connect
+        self.on_disconnect = on_disconnect
+        self._client_id: Value | None = None if client_id is None else Value.of(client_id)
+        self._regs = Registrations()
+        self._leases = LeaseBook()
+        self._link: Link | None = None
+        self._link_tg: anyio.abc.TaskGroup | None = None
+        self._gen = 0
+        self._connected = False
+        self._closed = False
+        self._fatal: BaseException | None = None
+        self._last_error: BaseException | None = None
+        self._lease_capable = False
+        self._broker_info: dict[str, Any] | None = None
+        self._changed = anyio.Event()
+        self._ping_wakeup = anyio.Event()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._notify_send: MemoryObjectSendStream[_Job] | None = None
+        self._subscriptions: set[Any] = set()
+        self._leases.notify = self._notify
+        self._leases.on_change = self._leases_changed
+        self._watchdog_wakeup = anyio.Event()
+
+    # -- public state --------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection is up and its replay is done."""
+        return self._connected
+
+    @property
+    def client_id(self) -> Any:
+        """The client id in use (the broker's allocated one after a plain hello), or ``None``."""
+        return None if self._client_id is None else self._client_id.obj
+
+    @property
+    def leases_available(self) -> bool:
+        """Whether the broker said it supports leases (probe of ``/meta/broker``)."""
+        return self._lease_capable
+
+    @property
+    def broker_info(self) -> dict[str, Any] | None:
+        """The ``/meta/broker`` map of the current broker, or ``None`` (plain ESHET broker)."""
+        return self._broker_info
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """Why the last connection attempt or connection failed (``None`` if none did)."""
+        return self._last_error
+
+    def resolve(self, path: str) -> str:
+        """The absolute path for ``path`` (relative paths are appended to ``base``)."""
+        return resolve_path(self.base, path)
+
+    async def wait_for_connection(self) -> None:
+        """Wait until the client is connected (returns at once if it is).
+
+        Raises:
+            ConnectionClosed: the client was closed, or gave up on a fatal error.
+        """
+        while not self._connected:
+            if self._closed or self._fatal is not None:
+                raise ConnectionClosed(self._closed_reason())
+            await self._changed.wait()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        """Start the connection task and wait for the first connection.
+
+        Raises:
+            ConnectFailed: no connection within ``connect_timeout`` seconds (``None``: no limit).
+            ConnectionClosed: a fatal error ended the connection task.
+        """
+        if self._tg is not None or self._closed:
+            raise RuntimeError("a Client can be entered only once")
+        send, receive = anyio.create_memory_object_stream[_Job](math.inf)
+        self._notify_send = send
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        tg.start_soon(self._dispatcher, receive)
+        tg.start_soon(self._lease_watchdog)
+        tg.start_soon(self._connection_loop)
+        try:
+            with anyio.fail_after(self.connect_timeout):
+                await self.wait_for_connection()
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, TimeoutError):
+                raise ConnectFailed(
+                    f"could not connect to {self.host}:{self.port}: {self._last_error}"
+                ) from self._last_error
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close: fail pending requests with ``Disconnected``, end every subscription."""
+        tg = self._tg
+        if tg is None:
+            return
+        self._tg = None
+        self._closed = True
+        self._set_connected(False)
+        tg.cancel_scope.cancel()
+        if self._link is not None:
+            self._link.close()
+        await tg.__aexit__(None, None, None)
+        if self._notify_send is not None:
+            self._notify_send.close()
+        for sub in list(self._subscriptions):
+            sub.close()
+        self._bump()
+
+    def _closed_reason(self) -> str:
+        if self._fatal is not None:
+            return f"the client stopped after a fatal error: {self._fatal!r}"
+        return "the client is closed"
+
+    def _bump(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected == self._connected:
+            return
+        self._connected = connected
+        self._bump()
+        hook = self.on_connect if connected else self.on_disconnect
+        if hook is not None and not self._closed:
+            self._notify(hook)
+
+    # -- the connection task -------------------------------------------------------------------
+
+    async def _connection_loop(self) -> None:
+        attempt = 0
+        while not self._closed:
+            try:
+                with anyio.fail_after(self.timeout.ping_timeout + 5):
+                    stream = await anyio.connect_tcp(self.host, self.port)
+            except Exception as exc:
+                error: BaseException = exc
+            else:
+                error, ready = await self._run_link(stream)
+                if ready:
+                    attempt = 0
+            self._last_error = error
+            if not is_retryable(error):
+                log.error("roost client stopped: %r", error)
+                self._fatal = error
+                self._bump()
+                return
+            delay = self.backoff.delay(attempt)
+            attempt += 1
+            log.info("connection to %s failed (%s); retry in %.2f s", self.server, error, delay)
+            await anyio.sleep(delay)
+
+    async def _run_link(self, stream: anyio.abc.ByteStream) -> tuple[BaseException, bool]:
+        """Run one connection until it dies; return why, and whether it got to connected."""
+        link: Link | None = None
+        ready = False
+        try:
+            async with anyio.create_task_group() as tg:
+                link = Link(stream, lambda msg: None)
+                link._on_message = partial(self._on_message, link, tg)
+                link.scope = tg.cancel_scope
+                self._link, self._link_tg = link, tg
+                self._gen += 1
+                tg.start_soon(link.run_reader)
+                tg.start_soon(link.run_writer)
+                try:
+                    with anyio.fail_after(self.timeout.ping_timeout + 5):
+                        await self._handshake(link)
+                    await self._replay(link, self._gen)
+                except Exception as exc:
+                    link.close(exc)
+                    return exc, ready
+                ready = True
+                self._set_connected(True)
+                log.info("connected to %s as %r", self.server, self.client_id)
+                tg.start_soon(self._pinger, link)
+                await anyio.sleep_forever()
+        finally:
+            if link is not None:
+                await link.aclose()
+                self._link_lost(link)
+        error = link.error if link is not None and link.error is not None else Disconnected()
+        return error, ready
+
+    def _link_lost(self, link: Link) -> None:
+        """Everything that follows the end of a connection, synchronously."""
+        if self._link is link:
+            self._link = self._link_tg = None
+        self._set_connected(False)
+        self._leases.link_lost()
+        if self._closed:
+            return
+        for entry in self._regs.observes.values():
+            if entry.value is not Unknown:
+                entry.value = Unknown
+                for sub in list(entry.subscribers):
+                    sub.deliver(Unknown)
+
+    async def _handshake(self, link: Link) -> None:
+        server_timeout = self.timeout.server_timeout
+        if self._client_id is None:
+            reply = await link.hello(m.Hello(m.VERSION, server_timeout))
+        else:
+            reply = await link.hello(m.HelloId(m.VERSION, server_timeout, self._client_id))
+        if isinstance(reply, m.ServerHelloId):
+            self._client_id = reply.client_id
+        probe = await link.request(lambda rid: m.Get(rid, "/meta/broker"))
+        info = probe.value.obj if isinstance(probe, m.ReplyOk) else None
+        if isinstance(info, dict):
+            extensions = info.get("extensions")
+            self._broker_info = info
+            self._lease_capable = isinstance(extensions, dict) and extensions.get("lease") == 1
+        else:
+            self._broker_info = None
+            self._lease_capable = False
+
+    async def _replay(self, link: Link, gen: int) -> None:
+        """Send every pending registration, state value, listen, observe and guard.
+
+        Loops until nothing is pending, so entries added meanwhile are not missed.
+        """
+        regs = self._regs
+        while pending := regs.pending(gen):
+            for kind, path in pending:
+                if kind == "guard" and not self._lease_capable:
+                    regs.guards[path].gen = gen  # nothing to guard on a plain ESHET broker
+                    continue
+                try:
+                    reply = await self._replay_one(link, gen, kind, path)
+                except KeyError:
+                    continue  # removed meanwhile
+                if isinstance(reply, m.ReplyError):
+                    log.warning("replay of %s %s refused: %r", kind, path, reply.value.obj)
+                    regs.forget(kind, path)
+
+    async def _replay_one(self, link: Link, gen: int, kind: Kind, path: str) -> m.Message:
+        regs = self._regs
+        if kind == "action":
+            regs.actions[path].gen = gen
+            return await link.request(lambda rid: m.ActionRegister(rid, path))
+        if kind == "prop":
+            regs.props[path].gen = gen
+            return await link.request(lambda rid: m.PropRegister(rid, path))
+        if kind == "event":
+            regs.events[path].gen = gen
+            return await link.request(lambda rid: m.EventRegister(rid, path))
+        if kind == "state":
+            regs.states[path].gen = gen
+            return await link.request(lambda rid: m.StateRegister(rid, path))
+        if kind == "state_value":
+            state = regs.states[path]
+            state.value_gen = gen
+            value = state.value
+            assert value is not None
+            return await link.request(lambda rid: m.StateChanged(rid, path, value))
+        if kind == "listen":
+            regs.listens[path].gen = gen
+            return await link.request(lambda rid: m.EventListen(rid, path))
+        if kind == "observe":
+            entry = regs.observes[path]
+            entry.gen = gen
+            return await link.request(
+                lambda rid: m.StateObserve(rid, path), partial(self._observed, path, None)
+            )
+        guard = regs.guards[path]
+        guard.gen = gen
+        body = Value.of({"path": path, "resource": guard.resource})
+        return await link.request(lambda rid: m.LeaseGuard(rid, body))
+
+    def _observed(self, path: str, only: Any, reply: m.Message) -> None:
+        """Record an observe reply (in the reader task, so no notification overtakes it).
+
+        ``only``: deliver the value to that new subscriber alone (a first observe); ``None``:
+        deliver to every subscriber if it changes anything (a replay).
+        """
+        entry = self._regs.observes.get(path)
+        if entry is None:
+            return
+        if isinstance(reply, m.ReplyStateKnown):
+            value: Any = reply.value.obj
+        elif isinstance(reply, m.ReplyStateUnknown):
+            value = Unknown
+        else:
+            return
+        if only is not None:
+            entry.value = value
+            only.deliver(value)
+            return
+        if value is Unknown and entry.value is Unknown:
+            return
+        entry.value = value
+        for sub in list(entry.subscribers):
+            sub.deliver(value)
+
+    async def _pinger(self, link: Link) -> None:
+        """Ping after ``idle_ping`` seconds without sending (a third of the server timeout while
+        holding a lease); a ping unanswered within ``ping_timeout`` kills the link."""
+        while link.alive:
+            due = link.last_send + self.timeout.idle_ping
+            if self._leases.holding and self.timeout.server_timeout:
+                # Holding: the broker must hear from us, and answer, every third of its timeout.
+                third = self.timeout.server_timeout / 3
+                due = min(due, link.last_send + third, link.last_answered_send + third)
+            wait = due - anyio.current_time()
+            if wait > 0:
+                with anyio.move_on_after(wait):
+                    await self._ping_wakeup.wait()
+                if self._ping_wakeup.is_set():
+                    self._ping_wakeup = anyio.Event()
+                continue
+            try:
+                with anyio.fail_after(self.timeout.ping_timeout):
+                    await link.request(m.Ping)
+            except TimeoutError:
+                link.close(TimeoutError("no answer to a ping"))
+                return
+            except Disconnected:
+                return
+
+    def _leases_changed(self) -> None:
+        self._ping_wakeup.set()
+        self._watchdog_wakeup.set()
+
+    # -- local lease deadlines -------------------------------------------------------------
+
+    def _local_deadline(self, lease: Lease) -> tuple[float, str]:
+        """When this client must consider ``lease`` lost, and the reason it would have.
+
+        The broker cannot end the lease for silence before the send time of the latest
+        answered request plus the server timeout, nor for its ttl before the latest accepted
+        retain plus the ttl; the client gives up a margin earlier (leases.md §4.1).
+        """
+        deadline, reason = math.inf, ""
+        server_timeout = self.timeout.server_timeout
+        link = self._link
+        if server_timeout and link is not None:
+            deadline = link.last_answered_send + server_timeout - margin(server_timeout)
+            reason = "timeout"
+        if lease.ttl:
+            expiry = lease.retained_at + lease.ttl - margin(lease.ttl)
+            if expiry < deadline:
+                deadline, reason = expiry, "expired"
+        return deadline, reason
+
+    async def _lease_watchdog(self) -> None:
+        """Mark leases lost at their local deadline, even while TCP looks healthy."""
+        while True:
+            now = anyio.current_time()
+            soonest = math.inf
+            for lease in list(self._leases.leases.values()):
+                deadline, reason = self._local_deadline(lease)
+                if now >= deadline:
+                    self._leases.lose(lease, reason)
+                else:
+                    soonest = min(soonest, deadline)
+            # Deadlines only move later while a lease lives, so sleeping until the soonest
+            # one and looking again never misses one; new leases wake us.
+            self._watchdog_wakeup = anyio.Event()
+            with anyio.move_on_after(soonest - now):
+                await self._watchdog_wakeup.wait()
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    def _on_message(self, link: Link, tg: anyio.abc.TaskGroup, msg: m.Message | m.BadValue) -> None:
+        regs = self._regs
+        if isinstance(msg, m.EventNotify):
+            listen = regs.listens.get(msg.path)
+            if listen is not None:
+                value = msg.value.obj
+                for sub in list(listen.subscribers):
+                    sub.deliver(value)
+        elif isinstance(msg, (m.StateNotify, m.StateNotifyUnknown)):
+            observe = regs.observes.get(msg.path)
+            if observe is not None:
+                observe.value = msg.value.obj if isinstance(msg, m.StateNotify) else Unknown
+                for sub in list(observe.subscribers):
+                    sub.deliver(observe.value)
+        elif isinstance(
+            msg, (m.ActionCall, m.PropGet, m.PropSet, m.StateSet, m.GuardedCall, m.GuardedSet)
+        ):
+            tg.start_soon(self._serve, link, msg)
+        elif isinstance(msg, m.LeaseGranted):
+            self._leases.on_push("granted", msg.body.obj)
+        elif isinstance(msg, m.LeaseRevoked):
+            self._leases.on_push("revoked", msg.body.obj)
+        elif isinstance(msg, m.LeaseWaitEnded):
+            self._leases.on_push("wait_ended", msg.body.obj)
+        elif isinstance(msg, m.BadValue):
+            if msg.code in (0x11, 0x22, 0x47, 0x68, 0x69):
+                link.send_nowait(m.ReplyError(msg.id, Value.of("invalid_value")))
+            else:
+                log.warning("dropped a message with an invalid value: %s", msg.reason)
+        else:
+            log.debug("ignored %r", msg)
+
+    async def _serve(self, link: Link, msg: m.Message) -> None:
+        """Answer one request forwarded by the broker with the owner's callback."""
+        rid: int = msg.id  # type: ignore[union-attr]
+        try:
+            reply = ok_reply(rid, await self._run_callback(msg))
+        except Exception as exc:
+            reply = error_reply(rid, exc)
+        try:
+            link.send_nowait(reply)
+        except Exception as exc:  # too large for a frame: say so rather than leave it unanswered
+            link.send_nowait(error_reply(rid, exc))
+
+    async def _run_callback(self, msg: m.Message) -> Any:
+        regs = self._regs
+        token: Any = None
+        if isinstance(msg, (m.GuardedCall, m.GuardedSet)):
+            body = msg.body.obj
+            if not isinstance(body, dict):
+                raise RemoteError("bad_args")
+            path, token = body.get("path"), body.get("token")
+            if isinstance(msg, m.GuardedCall):
+                entry = regs.actions.get(path) if isinstance(path, str) else None
+                if entry is None:
+                    raise RemoteError("path_not_found")
+                kwargs = {"token": token} if accepts_token(entry.callback) else {}
+                return await call_user(entry.callback, *spread(body.get("args")), **kwargs)
+            return await self._run_setter(path, body.get("value"), token)
+        if isinstance(msg, m.ActionCall):
+            action = regs.actions.get(msg.path)
+            if action is None:
+                raise RemoteError("path_not_found")
+            return await call_user(action.callback, *spread(msg.args.obj))
+        if isinstance(msg, m.PropGet):
+            prop = regs.props.get(msg.path)
+            if prop is None:
+                raise RemoteError("path_not_found")
+            return await call_user(prop.get_callback)
+        assert isinstance(msg, (m.PropSet, m.StateSet))
+        return await self._run_setter(msg.path, msg.value.obj, None)
+
+    async def _run_setter(self, path: Any, value: Any, token: Any) -> Any:
+        regs = self._regs
+        setter: Callable[..., Any] | None
+        prop = regs.props.get(path) if isinstance(path, str) else None
+        state = regs.states.get(path) if isinstance(path, str) else None
+        if prop is not None:
+            setter = prop.set_callback
+        elif state is not None:
+            setter = state.set_callback
+        else:
+            raise RemoteError("path_not_found")
+        if setter is None:
+            raise RemoteError("not_implemented")
+        kwargs = {"token": token} if token is not None and accepts_token(setter) else {}
+        return await call_user(setter, value, **kwargs)
+
+    # -- value callbacks -----------------------------------------------------------------------
+
+    def _notify(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue a user callback for the dispatcher (never blocks)."""
+        if self._notify_send is not None:
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                self._notify_send.send_nowait((fn, args))
+
+    async def _dispatcher(self, receive: MemoryObjectReceiveStream[_Job]) -> None:
+        with receive:
+            async for fn, args in receive:
+                try:
+                    await call_user(fn, *args)
+                except Exception:
+                    log.exception("a roost callback raised")
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _live_link(self) -> Link:
+        link = self._link
+        if self._closed or self._fatal is not None:
+            raise ConnectionClosed(self._closed_reason())
+        if link is None or not self._connected:
+            raise Disconnected("not connected to the broker")
+        return link
+
+    async def _request(
+        self,
+        make: Callable[[int], m.Message],
+        timeout: float | None = None,
+        on_reply: Callable[[m.Message], None] | None = None,
+    ) -> m.Message:
+        """Send a request on the live connection and wait for its reply.
+
+        Raises:
+            Disconnected: not connected, or the connection was lost before the reply.
+            TimeoutError: no reply within ``timeout`` seconds (the request id is freed).
+        """
+        link = self._live_link()
+        if timeout is None:
+            return await link.request(make, on_reply)
+        with anyio.fail_after(timeout):
+            return await link.request(make, on_reply)
+
+    async def _call_ok(self, make: Callable[[int], m.Message], timeout: float | None = None) -> Any:
+        """Request, then return the ``ok`` value or raise ``RemoteError`` with the error value."""
+        reply = await self._request(make, timeout)
+        if isinstance(reply, m.ReplyError):
+            value = reply.value.obj
+            if value == "NO_LEASE":  # a guarded node refused a caller without a lease
+                raise NoLease({"status": "NO_LEASE"})
+            raise RemoteError(value)
+        assert isinstance(reply, m.ReplyOk)
+        return reply.value.obj
+
+    def statistics(self) -> dict[str, Any]:
+        """A snapshot of the client's state (for logs and debugging)."""
+        regs = self._regs
+        return {
+            "connected": self._connected,
+            "generation": self._gen,
+            "actions": len(regs.actions),
+            "props": len(regs.props),
+            "events": len(regs.events),
+            "states": len(regs.states),
+            "listens": len(regs.listens),
+            "observes": len(regs.observes),
+            "leases": self._leases.count,
+            "waiting": self._link.statistics()["waiting"] if self._link is not None else 0,
+        }

@@ -1,0 +1,256 @@
+"""One live connection to the broker: protocol state, one writer, reply waiters by request id.
+
+Rules of this module:
+
+- A ``Link`` lives for exactly one TCP connection; reconnecting makes a new one.
+- Only the writer task writes to the socket. Everything else queues frames, so sending never
+  awaits and frames leave in the order they were queued.
+- Only the reader task reads. Replies wake their waiter; every other message goes to the
+  ``on_message`` callback, synchronously, in arrival order.
+- When the link dies, for whatever reason, every waiter fails with ``Disconnected`` at once and
+  the link's cancel scope is cancelled. A late reply to a request someone gave up on is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from roost.errors import Disconnected, InvalidValue, RoostError
+from roost.protocol import messages as m
+from roost.protocol.connection import Connection, Role
+
+__all__ = ("Link", "OnMessage")
+
+log = logging.getLogger("roost.client")
+
+OnMessage = Callable[[m.Message | m.BadValue], None]
+
+_REPLIES = (
+    m.ReplyOk,
+    m.ReplyError,
+    m.ReplyStateKnown,
+    m.ReplyStateUnknown,
+    m.ReplyStateTKnown,
+    m.ReplyStateTUnknown,
+)
+_REPLY_CODES = frozenset(cls.code for cls in _REPLIES)
+_READ_SIZE = 65536
+
+
+OnReply = Callable[[m.Message], None]
+
+
+class _Waiter:
+    __slots__ = ("event", "on_reply", "reply", "sent_at")
+
+    def __init__(self, sent_at: float, on_reply: OnReply | None = None) -> None:
+        self.event = anyio.Event()
+        self.reply: m.Message | BaseException | None = None
+        self.sent_at = sent_at
+        self.on_reply = on_reply
+
+
+class Link:
+    """The protocol side of one connected socket.
+
+    Args:
+        stream: the connected byte stream; the link closes it when it dies.
+        on_message: called in the reader task for each message that is not a reply.
+    """
+
+    def __init__(self, stream: anyio.abc.ByteStream, on_message: OnMessage) -> None:
+        self.stream = stream
+        self.conn = Connection(Role.CLIENT)
+        self._on_message = on_message
+        self._waiters: dict[int, _Waiter] = {}
+        self._hello: _Waiter | None = None
+        self._out_send, self._out_recv = anyio.create_memory_object_stream[bytes](math.inf)
+        now = anyio.current_time()
+        #: Monotonic time of the last frame queued for sending.
+        self.last_send = now
+        #: Send time of the most recent request whose reply arrived: the broker had heard from
+        #: us by then, so it cannot drop us for silence before this plus the server timeout.
+        self.last_answered_send = now
+        #: Set once the link is dead.
+        self.closed = anyio.Event()
+        #: Why the link died (``None`` while alive or after a local close).
+        self.error: BaseException | None = None
+        self.scope: anyio.CancelScope | None = None
+
+    @property
+    def alive(self) -> bool:
+        """False once the link died or was closed."""
+        return not self.closed.is_set()
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send_nowait(self, msg: m.Message) -> None:
+        """Queue ``msg`` for the writer; dropped silently if the link is already dead.
+
+        Raises:
+            LocalProtocolError: the message does not fit in a frame or may not be sent.
+        """
+        data = self.conn.send(msg)
+        if self.closed.is_set():
+            return
+        self._out_send.send_nowait(data)
+        self.last_send = anyio.current_time()
+
+    async def request(
+        self, make: Callable[[int], m.Message], on_reply: OnReply | None = None
+    ) -> m.Message:
+        """Send the request ``make(id)`` and wait for its reply.
+
+        ``on_reply`` (optional) is called with the reply in the reader task, before any later
+        message is handled, so that state kept from the reply cannot be overtaken.
+
+        Returns:
+            The reply message (``ReplyOk``, ``ReplyError`` or an observe reply).
+
+        Raises:
+            Disconnected: the link died before the reply arrived (also when already dead).
+            InvalidValue: the reply carried an invalid value.
+            RoostError: all 65536 request ids are waiting for replies.
+            LocalProtocolError: the request does not fit in a frame.
+
+        On cancellation the id is forgotten, so a late reply is dropped and the id can be reused.
+        """
+        if self.closed.is_set():
+            raise Disconnected(self._why())
+        rid = self.conn.allocate_id()
+        if rid is None:
+            raise RoostError("too many requests waiting for replies")
+        msg = make(rid)
+        waiter = _Waiter(anyio.current_time(), on_reply)
+        self.send_nowait(msg)
+        self._waiters[rid] = waiter
+        try:
+            await waiter.event.wait()
+        finally:
+            if self._waiters.get(rid) is waiter:
+                del self._waiters[rid]
+                self.conn.forget_id(rid)
+        reply = waiter.reply
+        if isinstance(reply, BaseException):
+            raise reply
+        assert reply is not None
+        return reply
+
+    async def hello(self, msg: m.Hello | m.HelloId) -> m.Message:
+        """Send a hello and wait for the broker's hello reply.
+
+        Raises:
+            Disconnected: the link died first.
+        """
+        if self.closed.is_set():
+            raise Disconnected(self._why())
+        waiter = self._hello = _Waiter(anyio.current_time())
+        self.send_nowait(msg)
+        await waiter.event.wait()
+        reply = waiter.reply
+        if isinstance(reply, BaseException):
+            raise reply
+        assert reply is not None
+        return reply
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    async def run_writer(self) -> None:
+        """Write queued frames, several per system call when they pile up, until the link dies."""
+        try:
+            async for data in self._out_recv:
+                batch = [data]
+                while True:
+                    try:
+                        batch.append(self._out_recv.receive_nowait())
+                    except anyio.WouldBlock:
+                        break
+                await self.stream.send(b"".join(batch) if len(batch) > 1 else data)
+        except Exception as exc:
+            self.close(exc)
+
+    async def run_reader(self) -> None:
+        """Read and dispatch messages until the link dies; EOF and errors close the link."""
+        try:
+            while True:
+                try:
+                    data = await self.stream.receive(_READ_SIZE)
+                except anyio.EndOfStream:
+                    self.close(Disconnected("the broker closed the connection"))
+                    return
+                for msg in self.conn.receive_data(data):
+                    self._dispatch(msg)
+        except Exception as exc:
+            self.close(exc)
+
+    def _dispatch(self, msg: m.Message | m.BadValue) -> None:
+        if isinstance(msg, _REPLIES) or (isinstance(msg, m.BadValue) and msg.code in _REPLY_CODES):
+            waiter = self._waiters.pop(msg.id, None)
+            if waiter is None:
+                return  # the requester gave up (timeout or cancel)
+            self.last_answered_send = max(self.last_answered_send, waiter.sent_at)
+            if isinstance(msg, m.BadValue):
+                waiter.reply = InvalidValue(f"reply with an invalid value: {msg.reason}")
+            else:
+                waiter.reply = msg
+                if waiter.on_reply is not None:
+                    waiter.on_reply(msg)
+            waiter.event.set()
+        elif isinstance(msg, (m.ServerHello, m.ServerHelloId)):
+            waiter = self._hello
+            if waiter is not None:
+                self._hello = None
+                self.last_answered_send = max(self.last_answered_send, waiter.sent_at)
+                waiter.reply = msg
+                waiter.event.set()
+        else:
+            self._on_message(msg)
+
+    # -- ending --------------------------------------------------------------------------------
+
+    def close(self, error: BaseException | None = None) -> None:
+        """End the link: fail every waiter with ``Disconnected``, cancel the link's tasks.
+
+        Idempotent; the first ``error`` is kept as the reason.
+        """
+        if self.closed.is_set():
+            return
+        self.error = error
+        self.closed.set()
+        self._out_send.close()
+        self._out_recv.close()
+        exc = Disconnected(self._why())
+        waiters = list(self._waiters.values())
+        self._waiters.clear()
+        if self._hello is not None:
+            waiters.append(self._hello)
+            self._hello = None
+        for waiter in waiters:
+            waiter.reply = exc
+            waiter.event.set()
+        if self.scope is not None:
+            self.scope.cancel()
+
+    async def aclose(self) -> None:
+        """Close the link and its socket (shielded, so it also works while cancelled)."""
+        self.close()
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.stream.aclose()
+            except Exception as exc:  # the socket may already be broken; nothing to recover
+                log.debug("closing the socket failed: %r", exc)
+
+    def _why(self) -> str:
+        if self.error is None:
+            return "the connection to the broker is closed"
+        return f"the connection to the broker was lost: {self.error or repr(self.error)}"
+
+    def statistics(self) -> dict[str, Any]:
+        """A snapshot: requests waiting for a reply."""
+        return {"waiting": len(self._waiters)}

@@ -1,0 +1,178 @@
+"""Messages of roost's lease extension (protocol.md Part II, E3 and E7).
+
+Rules of this module:
+
+- One frozen, slotted dataclass per extension message, shaped like the ESHET ones in
+  :mod:`roost.protocol.messages`, which re-exports every name here.
+- Requests (client to broker) and guarded forwards (broker to owner) carry ``id`` and ``body``;
+  pushes carry only ``body``. ``body`` is the msgpack map as a
+  :class:`~roost.protocol.values.Value`; its fields are the broker's and the client's business.
+- A broker never sends one of these to a connection that has not sent an extension message first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from roost.protocol.values import Value
+
+__all__ = (
+    "GuardedCall",
+    "GuardedSet",
+    "LeaseAcquire",
+    "LeaseCall",
+    "LeaseCancel",
+    "LeaseGranted",
+    "LeaseGuard",
+    "LeaseInfo",
+    "LeaseList",
+    "LeaseRetain",
+    "LeaseReturn",
+    "LeaseRevoked",
+    "LeaseSet",
+    "LeaseTake",
+    "LeaseValidate",
+    "LeaseWaitEnded",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseAcquire:
+    """C→S extension: acquire a lease."""
+
+    code: ClassVar[int] = 0x50
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTake:
+    """C→S extension: take a lease by force."""
+
+    code: ClassVar[int] = 0x51
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseReturn:
+    """C→S extension: return a lease."""
+
+    code: ClassVar[int] = 0x52
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRetain:
+    """C→S extension: retain a lease (restart its ttl)."""
+
+    code: ClassVar[int] = 0x53
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseValidate:
+    """C→S extension: the use status of a token."""
+
+    code: ClassVar[int] = 0x54
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCancel:
+    """C→S extension: cancel a queued acquire."""
+
+    code: ClassVar[int] = 0x55
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """C→S extension: holders and waiters of one resource."""
+
+    code: ClassVar[int] = 0x56
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseList:
+    """C→S extension: resources with holders or waiters."""
+
+    code: ClassVar[int] = 0x57
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGuard:
+    """C→S extension: require a lease for calls and sets to a node."""
+
+    code: ClassVar[int] = 0x58
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCall:
+    """C→S extension: call an action presenting a token."""
+
+    code: ClassVar[int] = 0x59
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseSet:
+    """C→S extension: set a prop or state presenting a token."""
+
+    code: ClassVar[int] = 0x5A
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGranted:
+    """S→C extension push: a queued acquire was granted."""
+
+    code: ClassVar[int] = 0x60
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevoked:
+    """S→C extension push: a lease ended."""
+
+    code: ClassVar[int] = 0x61
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseWaitEnded:
+    """S→C extension push: a queued acquire ended without a grant."""
+
+    code: ClassVar[int] = 0x62
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedCall:
+    """S→C extension: a call to a guarded action, with the token."""
+
+    code: ClassVar[int] = 0x68
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedSet:
+    """S→C extension: a set of a guarded prop or state, with the token."""
+
+    code: ClassVar[int] = 0x69
+    id: int
+    body: Value
