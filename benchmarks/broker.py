@@ -213,6 +213,7 @@ def _paced_latency(
     listeners: Sequence[socket.socket],
     head: bytes,
     size: int,
+    *,
     rate: float,
     duration: float,
 ) -> list[float]:
@@ -221,7 +222,6 @@ def _paced_latency(
     decoders = [FrameDecoder() for _ in listeners]
     selector = selectors.DefaultSelector()
     for index, sock in enumerate(listeners):
-        sock.setblocking(True)
         sock.setblocking(False)
         selector.register(sock, selectors.EVENT_READ, index)
     emitter.setblocking(False)
@@ -270,7 +270,9 @@ def _fanout(
         head = bytes((0x33,)) + path.encode() + b"\0"
         if not relay:
             head = b"\x31\x00\x01" + path.encode() + b"\0"
-        samples = _paced_latency(emitter, socks, head, size, 10_000, 0.2 if quick else 0.5)
+        samples = _paced_latency(
+            emitter, socks, head, size, rate=10_000, duration=0.2 if quick else 0.5
+        )
         p50, p99 = percentiles(samples)
         return rate, p50, p99
     finally:
@@ -303,8 +305,8 @@ def _calls(port: int, callers: int, duration: float) -> tuple[float, float, floa
     try:
         while outstanding:
             for key, _ in selector.select(1.0):
-                sock = key.fileobj
-                data = sock.recv(1 << 20)  # type: ignore[union-attr]
+                ready: socket.socket = key.fileobj  # type: ignore[assignment]
+                data = ready.recv(1 << 20)
                 if key.data < 0:
                     replies = [
                         b"G\x00\x04\x05" + payload[1:3] + b"\xc0" for payload in decoder.feed(data)
@@ -319,7 +321,7 @@ def _calls(port: int, callers: int, duration: float) -> tuple[float, float, floa
                     samples.append((now - sent_at[index]) / 1e6)
                     if time.perf_counter() < deadline:
                         sent_at[index] = now
-                        sock.sendall(call)  # type: ignore[union-attr]
+                        ready.sendall(call)
                     else:
                         outstanding -= 1
     finally:

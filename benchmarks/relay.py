@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import ClassVar
 
 __all__ = ("Relay", "main")
 
@@ -16,7 +17,7 @@ __all__ = ("Relay", "main")
 class Relay(asyncio.Protocol):
     """One relayed connection."""
 
-    peers: set[asyncio.Transport] = set()
+    peers: ClassVar[set[asyncio.Transport]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)

@@ -11,16 +11,18 @@ Rules of this module:
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import traceback
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 import click
 
+from roost import __version__
 from roost.cli_output import (
     EXIT_CONNECT,
     EXIT_INTERRUPTED,
@@ -58,11 +60,10 @@ __all__ = (
     "EXIT_REMOTE",
     "EXIT_TEMPFAIL",
     "EXIT_USAGE",
+    "ByteSize",
     "cli",
     "main",
 )
-
-T = TypeVar("T")
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _SIZE_UNITS = {
@@ -94,12 +95,12 @@ class ByteSize(click.ParamType[int, Any]):
         digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
         unit = text[len(digits) :]
         try:
-            number = float(digits)
-        except ValueError:
-            self.fail(f"{value!r} is not a byte count (try 8388608 or 8MiB)", param, ctx)
-        if unit not in _SIZE_UNITS or number < 0:
-            self.fail(f"{value!r} is not a byte count (try 8388608 or 8MiB)", param, ctx)
-        return int(number * _SIZE_UNITS[unit])
+            number = float(digits) * _SIZE_UNITS[unit]
+        except (ValueError, KeyError):
+            number = math.nan
+        if not 1 <= number < math.inf:
+            self.fail(f"{value!r} is not a byte count of at least 1 (try 8MiB)", param, ctx)
+        return int(number)
 
 
 class _Commands(click.Group):
@@ -125,7 +126,7 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="roost", prog_name="roost", message="%(prog)s %(version)s")
+@click.version_option(__version__, prog_name="roost", message="%(prog)s %(version)s")
 @connection_options
 def cli() -> None:
     """roost: a coordination broker over msgpack TCP, wire-compatible with ESHET.
@@ -387,7 +388,8 @@ def listen(ctx: click.Context, path: str, count: int | None) -> int:
 def publish(ctx: click.Context, path: str) -> int:
     """Own the state at PATH and set it from stdin, one JSON value per line.
 
-    A line that is not JSON is taken as a string; empty lines are skipped. At the end of
+    A line that is not JSON is taken as a string; empty lines are skipped, and so are lines
+    that cannot be sent (an integer beyond 64 bits), with a note on stderr. At the end of
     input the state becomes unknown and the command exits 0 (the state is dropped when the
     connection closes). Sets from other clients are refused with `not_implemented`.
     """
@@ -399,8 +401,14 @@ def publish(ctx: click.Context, path: str) -> int:
             verbose_note(settings, f"publishing {path}")
             async for line in stdin_lines():
                 text = line.strip()
-                if text:
-                    await answer(settings, state.changed(parse_value(text)))
+                if not text:
+                    continue
+                try:
+                    value = parse_value(text)
+                except click.BadParameter as exc:
+                    error(f"skipped: {exc.message}")  # one bad line must not end the stream
+                    continue
+                await answer(settings, state.changed(value))
             await answer(settings, state.unknown())
 
     return run(settings, lambda: until_interrupted(body), stream=True)

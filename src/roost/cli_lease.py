@@ -18,6 +18,7 @@ import json
 import math
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -46,7 +47,7 @@ from roost.cli_output import (
 if TYPE_CHECKING:
     from roost.client import Client, Lease
 
-__all__ = ("holding", "lease")
+__all__ = ("holding", "lease", "retain_interval")
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _NOT_IN_TIME = (errors.AlreadyClaimed, errors.LeaseWaitTimeout)
@@ -120,14 +121,24 @@ async def _give_back(settings: Settings, held: Lease) -> None:
         await held.return_lease()
 
 
+def retain_interval(ttl: float) -> float:
+    """Seconds between retains of a lease with this ttl.
+
+    The client library counts a lease lost a margin (max(0.5 s, 10 %)) before the broker would
+    end it, so retains come at half of what is left after that margin, and never later than a
+    third of the ttl: either way two round trips can be late before the lease is in danger.
+    """
+    margin = max(0.5, 0.1 * ttl)
+    return max(0.05, min(ttl / 3, (ttl - margin) / 2))
+
+
 async def _retain_every(held: Lease, ttl: float | None) -> None:
-    # The broker ends a lease with a ttl unless it is retained in time; a third of the ttl
-    # leaves room for two lost round trips. A refused retain marks the lease lost by itself.
+    # A refused retain marks the lease lost by itself, and wait_lost() reports why.
     if ttl is None:
         return
     with contextlib.suppress(errors.RoostError):
         while held.active:
-            await anyio.sleep(ttl / 3)
+            await anyio.sleep(retain_interval(ttl))
             await held.retain()
 
 
@@ -153,6 +164,11 @@ async def _until_signal_or_loss(held: Lease, ready: Callable[[], None]) -> bool:
             tg.start_soon(on_lost)
             tg.start_soon(on_signal)
     return lost
+
+
+def _not_in_time(resource: str, exc: errors.LeaseError) -> str:
+    holders = ", ".join(describe_holder(h) for h in exc.holders if isinstance(h, dict))
+    return f"{resource}: not had in time: {exc}" + (f"; held by {holders}" if holders else "")
 
 
 def _show_lease(out: Output, held: Lease, verb: str) -> None:
@@ -181,10 +197,10 @@ _WAIT = click.option(
 )
 _TTL = click.option(
     "--ttl",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=1),
     default=None,
     metavar="SECONDS",
-    help="Ask the broker to end the lease unless retained this often (retained automatically).",
+    help="Ask the broker to end the lease unless retained this often (roost retains it).",
 )
 _NOTE = click.option("--note", default="", help="Why you hold it, shown to others.")
 _NAME = click.option(
@@ -240,7 +256,7 @@ def acquire(
             out.note(f"returned {resource}")
             return EXIT_OK
         except _NOT_IN_TIME as exc:
-            error(f"{resource}: not had in time: {exc}")
+            error(_not_in_time(resource, exc))
             return EXIT_TEMPFAIL
 
     return run(settings, body)
@@ -369,8 +385,9 @@ def hold(
 
     Acquires the lease (or takes it with --take), runs COMMAND without a shell with
     ROOST_LEASE_RESOURCE and ROOST_LEASE_TOKEN (the token as JSON) in its environment, keeps
-    the lease alive, forwards SIGINT, SIGTERM and SIGHUP to it, and returns the lease when it
-    exits. If the lease is lost the command gets SIGTERM, then SIGKILL after --kill-after.
+    the lease alive, forwards SIGINT, SIGTERM and SIGHUP to it (a Ctrl-C on the terminal
+    reaches it directly), and returns the lease when it exits. If the lease is lost the command
+    gets SIGTERM, then SIGKILL after --kill-after.
 
     Exits with the command's code (128+N if a signal N ended it), or 75 if the lease could not
     be had in time or was lost and the command then died by a signal.
@@ -399,7 +416,7 @@ def hold(
                 verbose_note(settings, f"holding {resource} ({format_token(held.token)})")
                 return await _run_child(held, argv, kill_after)
         except _NOT_IN_TIME as exc:
-            error(f"{resource}: not had in time: {exc}")
+            error(_not_in_time(resource, exc))
             return EXIT_TEMPFAIL
 
     return run(settings, body)
@@ -423,7 +440,7 @@ async def _run_child(held: Lease, argv: list[str], kill_after: float) -> int:
 
             async def forward() -> None:
                 async for signum in signals:
-                    if proc.returncode is None:
+                    if proc.returncode is None and not _terminal_sent_it(signum):
                         proc.send_signal(signum)
 
             async def stop_on_loss() -> None:
@@ -440,6 +457,23 @@ async def _run_child(held: Lease, argv: list[str], kill_after: float) -> int:
     if code >= 0:
         return code
     return EXIT_TEMPFAIL if lost else 128 - code
+
+
+def _terminal_sent_it(signum: int) -> bool:
+    """Whether a SIGINT most likely came from Ctrl-C on our terminal.
+
+    The terminal sends Ctrl-C to its whole foreground process group, the command included
+    (it shares our group), so forwarding it too would interrupt the command twice.
+    """
+    if signum != signal.SIGINT:
+        return False
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        try:
+            if stream is not None and stream.isatty():
+                return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 async def _stop(proc: anyio.abc.Process, kill_after: float) -> None:

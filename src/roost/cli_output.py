@@ -32,6 +32,7 @@ import click
 
 from roost import errors
 from roost.protocol.messages import Unknown
+from roost.protocol.values import pack
 
 if TYPE_CHECKING:
     from roost.client import Client
@@ -201,11 +202,20 @@ def parse_value(text: str) -> Any:
 
     So ``42`` is an int, ``"42"`` (with the quotes) and ``forty-two`` are strings, and
     ``{"a": 1}`` is a map.
+
+    Raises:
+        click.BadParameter: valid JSON without a msgpack form (an integer beyond 64 bits); a
+            usage error, so the command exits 2 before connecting.
     """
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError:
         return text
+    try:
+        pack(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise click.BadParameter(f"{text!r} cannot be sent: {exc}") from None
+    return value
 
 
 def to_json(value: Any) -> Any:

@@ -55,10 +55,11 @@ async def reply_to(wire: Wire, rid: int, timeout: float = DEFAULT_TIMEOUT) -> Re
         before.append(msg)
 
 
-async def lease(wire: Wire, cls: Any, timeout: float = DEFAULT_TIMEOUT, **body: Any) -> Reply:
-    """Send a lease request and return its reply (``Reply.before`` holds earlier messages)."""
+async def lease(wire: Wire, cls: Any, **body: Any) -> Reply:
+    """Send a lease request with ``body`` and return its reply (``Reply.before`` holds the
+    messages that came first)."""
     rid = await send_lease(wire, cls, body)
-    return await reply_to(wire, rid, timeout)
+    return await reply_to(wire, rid)
 
 
 async def next_push(wire: Wire, timeout: float = DEFAULT_TIMEOUT) -> Any:

@@ -105,14 +105,16 @@ class Model:
         if any(x.mode == EX for x in over):
             return False
         for name, rec in self.records.items():
-            if covers(r, name) and rec.max_holders > 0 and len(self.covering(name)) >= rec.max_holders:
+            if (
+                covers(r, name)
+                and rec.max_holders > 0
+                and len(self.covering(name)) >= rec.max_holders
+            ):
                 return False
         return True
 
     def newest(self, r: str) -> int | None:
-        roots = [
-            rec.last.root for n, rec in self.records.items() if rec.last and overlaps(n, r)
-        ]
+        roots = [rec.last.root for n, rec in self.records.items() if rec.last and overlaps(n, r)]
         return max(roots) if roots else None
 
     def floor(self, r: str) -> int | None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from roost.broker.lease_types import (
-    Audit,
-    Close,
     Declared,
     Effect,
     Event,
@@ -22,7 +20,7 @@ from roost.broker.lease_types import (
 )
 from roost.broker.leases import LeaseTable
 from roost.protocol.tokens import newer, overlaps, sublease
-from tests.broker.leasemodel import MConn, MLease, MRecord, MWait, Model
+from tests.broker.leasemodel import MConn, MLease, Model, MRecord, MWait
 
 CONNS = ("c0", "c1", "c2", "c3")
 RESOURCES = ("a", "a/b", "a/b/c", "a/d", "e")
@@ -40,7 +38,7 @@ picks = st.integers(min_value=0, max_value=10_000)
 class LeaseMachine(RuleBasedStateMachine):
     """Drives a LeaseTable and a Model with the same steps and compares them after each."""
 
-    declared: dict[str, tuple[int, bool]] = {}
+    declared: ClassVar[dict[str, tuple[int, bool]]] = {}
 
     def __init__(self) -> None:
         super().__init__()
@@ -260,7 +258,7 @@ class LeaseMachine(RuleBasedStateMachine):
         self._step(result)
 
     @rule(name=conns, r=resources, mode=modes, wait=waits, ttl=ttls, key=keys)
-    def acquire(
+    def acquire(  # noqa: PLR0917 (hypothesis passes rule arguments by name)
         self, name: str, r: str, mode: str, wait: float, ttl: float | None, key: str | None
     ) -> None:
         """lease_acquire."""
@@ -271,7 +269,7 @@ class LeaseMachine(RuleBasedStateMachine):
         result = self.table.acquire(
             name, r, mdl.now, mode=mode, wait=wait, ttl=ttl, identity=Identity(name=name), key=key
         )
-        status = self._acquire_model(name, r, mode, wait, ttl, key)
+        status = self._acquire_model(name, r, mode=mode, wait=wait, ttl=ttl, key=key)
         reply = self._step(result, status)
         if status == "OK":
             self.tokens.append(reply["lease"]["token"])
@@ -279,14 +277,12 @@ class LeaseMachine(RuleBasedStateMachine):
             self.requests.append((name, reply["request"]))
 
     @rule(name=conns, r=resources, mode=modes, wait=st.sampled_from((0.5, 1.3, -1.0)), ttl=ttls)
-    def acquire_waiting(
-        self, name: str, r: str, mode: str, wait: float, ttl: float | None
-    ) -> None:
+    def acquire_waiting(self, name: str, r: str, mode: str, wait: float, ttl: float | None) -> None:
         """lease_acquire that queues when it cannot be granted."""
-        self.acquire(name, r, mode, wait, ttl, None)
+        self.acquire(name=name, r=r, mode=mode, wait=wait, ttl=ttl, key=None)
 
     def _acquire_model(
-        self, name: str, r: str, mode: str, wait: float, ttl: float | None, key: str | None
+        self, name: str, r: str, *, mode: str, wait: float, ttl: float | None, key: str | None
     ) -> str:
         mdl = self.model
         c = self._conn(name)
@@ -361,8 +357,11 @@ class LeaseMachine(RuleBasedStateMachine):
         reply = self._step(result, status)
         if status == "OK":
             self.tokens.append(reply["lease"]["token"])
-            assert all(p.body.get("new_token") == reply["lease"]["token"] for p in result[1]
-                       if isinstance(p, Push) and p.body.get("reason") == "taken")
+            assert all(
+                p.body.get("new_token") == reply["lease"]["token"]
+                for p in result[1]
+                if isinstance(p, Push) and p.body.get("reason") == "taken"
+            )
 
     def _holder_use(self, name: str, tok: Any) -> tuple[str, MLease | None]:
         mdl = self.model
@@ -370,8 +369,7 @@ class LeaseMachine(RuleBasedStateMachine):
         if status != "OK":
             return status, None
         lease = next(
-            x for x in mdl.active()
-            if x.resource == tok["resource"] and x.root == tok["seq"][0]
+            x for x in mdl.active() if x.resource == tok["resource"] and x.root == tok["seq"][0]
         )
         if lease.conn != name or self._conn(name) is None:
             return "NOT_HOLDER", None
@@ -428,7 +426,7 @@ class LeaseMachine(RuleBasedStateMachine):
         if name in self.silent:
             return
         self._touch(name)
-        owner, req = self._pick(self.requests, i)
+        _, req = self._pick(self.requests, i)
         mdl = self.model
         result = self.table.cancel(name, req, mdl.now)
         w = next((w for w in mdl.waiting() if w.req == req), None)
@@ -487,7 +485,7 @@ class LeaseMachine(RuleBasedStateMachine):
 class DeclaredLeaseMachine(LeaseMachine):
     """The same machine over declared resources: capacity limits and a non-takeable one."""
 
-    declared = {
+    declared: ClassVar[dict[str, tuple[int, bool]]] = {
         "a": (0, True),
         "a/b": (2, True),
         "a/b/c": (1, True),
@@ -497,7 +495,7 @@ class DeclaredLeaseMachine(LeaseMachine):
 
 
 _SETTINGS = settings(
-    max_examples=150,
+    max_examples=400,
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

@@ -560,3 +560,43 @@ def test_wall_clock_is_display_only() -> None:
     h.advance(0.9)
     assert h.events() == []
     assert make_token(1, 1, R, None)["seq"] == [1]
+
+
+def test_exclusive_waiter_timeout_wakes_shared_waiters() -> None:
+    """§6.3 lost wake-up: when an exclusive waiter times out, the sharers behind it are granted."""
+    h = Harness()
+    h.connect("A", "X", "B", "C")
+    h.acquire("A", R, mode="shared")
+    h.acquire("X", R, wait=0.5)
+    h.acquire("B", R, mode="shared", wait=5)
+    h.acquire("C", R, mode="shared", wait=5)
+    assert h.pushes() == []
+    h.advance(0.5)
+    assert [(p.conn, p.kind) for p in h.pushes()] == [
+        ("X", "lease_wait_ended"),
+        ("B", "lease_granted"),
+        ("C", "lease_granted"),
+    ]
+    assert holders(h.states()[R]) == ["id-A", "id-B", "id-C"]
+
+
+def test_key_of_an_ended_outcome_starts_afresh() -> None:
+    """A key names its outcome only while it is current; afterwards it is a new acquire."""
+    h = Harness()
+    h.connect("A")
+    first = h.acquire("A", R, key="k")
+    h.ret("A", token_of(first))
+    second = h.acquire("A", R, key="k")
+    assert second["status"] == "OK" and second["lease"]["lease_id"] != first["lease"]["lease_id"]
+    assert list(h.table._conns["A"].keys) == ["k"]
+
+
+def test_two_grants_differ() -> None:
+    """§6.3: two grants in one process have different lease ids, tokens and start times."""
+    h = Harness()
+    h.connect("A", "B")
+    a = h.acquire("A", "r1")["lease"]
+    h.now += 0.001
+    b = h.acquire("B", "r2")["lease"]
+    assert a["lease_id"] != b["lease_id"] and a["token"] != b["token"]
+    assert a["since"] != b["since"]

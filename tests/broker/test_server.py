@@ -109,3 +109,33 @@ def test_json_formatter() -> None:
     assert data["logger"] == "roost.broker"
     assert data["peer"] == "1.2.3.4:5"
     assert isinstance(data["ts"], float)
+
+
+def test_broker_process_restart_pause_resume() -> None:
+    """Case 23 with a real process: after a restart on the same port, allocated ids are new;
+    a paused broker answers nothing until resumed."""
+
+    async def hello_id(port: int) -> bytes:
+        async with await connect(port) as wire:
+            assert wire.client_id is not None
+            return wire.client_id.raw
+
+    async def paused_ping(proc: BrokerProcess) -> None:
+        async with await connect(proc.port) as wire:
+            proc.pause()
+            try:
+                await wire.send(m.Ping(1))
+                with pytest.raises(TimeoutError):
+                    await wire.recv(timeout=0.3)
+            finally:
+                proc.resume()
+            assert await wire.recv() == ok(1)
+
+    with BrokerProcess() as proc:
+        port = proc.port
+        before = {anyio.run(hello_id, port) for _ in range(3)}
+        proc.restart()
+        assert proc.port == port
+        after = {anyio.run(hello_id, port) for _ in range(3)}
+        assert len(before | after) == 6
+        anyio.run(paused_ping, proc)

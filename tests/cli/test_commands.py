@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from roost.cli import ByteSize
 from roost.protocol.messages import Unknown
 from tests.cli.conftest import WAIT, Peer, RunRoost
 
@@ -83,11 +84,21 @@ def test_bad_server_is_usage_error(roost: RunRoost) -> None:
     assert "HOST[:PORT]" in result.err
 
 
-def test_bad_byte_size_is_usage_error(roost: RunRoost) -> None:
-    """serve --max-outbound rejects text that is not a byte count (exit 2)."""
-    result = roost("serve", "--max-outbound", "lots")
+@pytest.mark.parametrize("size", ["lots", "8x", "0", "inf", "nan", "-1k"])
+def test_bad_byte_size_is_usage_error(roost: RunRoost, size: str) -> None:
+    """serve --max-outbound rejects anything but a positive byte count (exit 2)."""
+    result = roost("serve", "--max-outbound", size)
     assert result.code == 2
     assert "not a byte count" in result.err
+
+
+@pytest.mark.parametrize(
+    ("size", "count"),
+    [("8388608", 8388608), ("8MiB", 8388608), ("512k", 512000), ("1.5 KiB", 1536)],
+)
+def test_byte_sizes(size: str, count: int) -> None:
+    """Byte counts accept plain numbers and k/M/G (decimal) or KiB/MiB/GiB (binary) units."""
+    assert ByteSize().convert(size, None, None) == count
 
 
 def test_unreachable_server_exits_3(roost: RunRoost) -> None:
@@ -233,6 +244,13 @@ def test_emit_reaches_listener(roost: RunRoost, server: str, peer: Peer) -> None
     assert values == [{"ring": 2}]
 
 
+def test_unsendable_value_is_usage_error(roost: RunRoost, server: str) -> None:
+    """An integer beyond 64 bits cannot be sent: exit 2 before connecting."""
+    result = roost("-s", server, "set", "/t/x", str(2**64))
+    assert result.code == 2
+    assert "cannot be sent" in result.err
+
+
 def test_emit_unknown_event(roost: RunRoost, server: str) -> None:
     """emit on a missing event exits 1 with path_not_found."""
     result = roost("-s", server, "--json", "emit", "/t/none", "1")
@@ -282,11 +300,13 @@ def test_publish_from_stdin(
             done.set()
 
     peer(peer.client.state_observe, "/t/pub", on_change)
-    monkeypatch.setattr("sys.stdin", io.StringIO('1\n\n{"a": true}\nplain text\n'))
+    lines = '1\n\n{"a": true}\n1e999999\n99999999999999999999999\nplain text\n'
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
     result = roost("-s", server, "publish", "/t/pub")
     assert result.code == 0, result.err
+    assert "skipped: '99999999999999999999999' cannot be sent" in result.err
     assert done.wait(WAIT)
-    assert seen == [1, {"a": True}, "plain text", Unknown]
+    assert seen == [1, {"a": True}, float("inf"), "plain text", Unknown]
 
 
 # -- ls, clients, ping -------------------------------------------------------------------------

@@ -6,12 +6,22 @@ the listing commands run in process.
 
 from __future__ import annotations
 
+import fcntl
+import io
 import json
+import os
+import pty
+import re
+import select
 import signal
+import subprocess
 import sys
+import termios
+import time
 
 import pytest
 
+from roost.cli_lease import _terminal_sent_it, retain_interval
 from roost.errors import AlreadyClaimed
 from tests.cli.conftest import WAIT, Peer, RunRoost, SpawnRoost
 
@@ -223,16 +233,17 @@ def test_watch_prints_events(server: str, peer: Peer, spawn: SpawnRoost) -> None
 
 def test_hold_ttl_is_retained(server: str, spawn: SpawnRoost) -> None:
     """With --ttl the lease is retained while the command runs longer than the ttl."""
+    # ttl 1.2 s: the client counts the lease lost 0.5 s early, so retains come every 0.35 s.
     proc = spawn(
         "lease",
         "hold",
         "lab/ttl",
         "--ttl",
-        "0.5",
+        "1.2",
         "-s",
         server,
         "--",
-        *_python("import time; time.sleep(1.6); print('done')"),
+        *_python("import time; time.sleep(2); print('done')"),
     )
     assert proc.line() == "done"
     assert proc.wait() == 0
@@ -250,3 +261,115 @@ def test_leases_on_terminal_is_a_table(
     assert "\t" not in result.out
     assert "lab/tty" in result.out
     assert "on screen" in result.out
+
+
+@pytest.mark.parametrize(("ttl", "interval"), [(1.0, 0.25), (1.2, 0.35), (30.0, 10.0)])
+def test_retain_interval(ttl: float, interval: float) -> None:
+    """Retains leave two round trips before the client's early loss margin, at most ttl/3."""
+    assert retain_interval(ttl) == pytest.approx(interval)
+
+
+def test_ttl_below_one_second_is_usage_error(roost: RunRoost, server: str) -> None:
+    """--ttl under 1 s would be lost at once by the client's safety margin: exit 2."""
+    result = roost("lease", "acquire", "lab/x", "--ttl", "0.5", "-s", server)
+    assert result.code == 2
+    assert "--ttl" in result.err
+
+
+# Counts SIGINTs: a Ctrl-C on the terminal must reach it once, not once more through roost.
+COUNT_SIGINT = """
+import signal, sys, time
+count = 0
+def on(signum, frame):
+    global count
+    count += 1
+signal.signal(signal.SIGINT, on)
+print("ready", flush=True)
+while count == 0:
+    time.sleep(0.01)
+time.sleep(0.5)  # a duplicate forwarded by roost would land within this
+print("count", count, flush=True)
+"""
+
+
+def _read_until(fd: int, pattern: bytes, timeout: float = WAIT) -> re.Match[bytes]:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while (found := re.search(pattern, seen)) is None:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            pytest.fail(f"no {pattern!r} on the terminal; got {seen!r}")
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # the terminal closed
+            chunk = b""
+        if not chunk:
+            pytest.fail(f"terminal closed before {pattern!r}; got {seen!r}")
+        seen += chunk
+    return found
+
+
+def test_ctrl_c_on_terminal_reaches_child_once(server: str) -> None:
+    """Ctrl-C on a terminal reaches the command once: roost does not forward it a second time."""
+    master, slave = pty.openpty()
+
+    def become_terminal_owner() -> None:
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    cmd = [sys.executable, "-m", "roost", "lease", "hold", "lab/tty", "-s", server, "--"]
+    proc = subprocess.Popen(
+        [*cmd, *_python(COUNT_SIGINT)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=become_terminal_owner,  # noqa: PLW1509 (needed to own the terminal)
+    )
+    os.close(slave)
+    try:
+        _read_until(master, rb"ready")
+        os.write(master, b"\x03")  # Ctrl-C: the terminal signals its foreground group
+        found = _read_until(master, rb"count (\d+)\r?\n")
+        assert found.group(1) == b"1"
+        assert proc.wait(timeout=WAIT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=WAIT)
+        os.close(master)
+
+
+def test_terminal_sigint_detection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT counts as the terminal's own when our group owns the terminal; SIGTERM never."""
+    master, slave = pty.openpty()
+
+    def become_terminal_owner() -> None:
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    code = (
+        "import signal\n"
+        "from roost.cli_lease import _terminal_sent_it\n"
+        "print('verdict', _terminal_sent_it(signal.SIGINT), _terminal_sent_it(signal.SIGTERM))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=become_terminal_owner,  # noqa: PLW1509 (needed to own the terminal)
+    )
+    os.close(slave)
+    try:
+        found = _read_until(master, rb"verdict (\w+) (\w+)")
+        assert found.groups() == (b"True", b"False")
+        assert proc.wait(timeout=WAIT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=WAIT)
+        os.close(master)
+    # Without a terminal every signal is forwarded.
+    for name in ("stdin", "stdout", "stderr"):
+        monkeypatch.setattr(sys, name, io.StringIO())
+    assert not _terminal_sent_it(signal.SIGINT)

@@ -71,7 +71,7 @@ async def test_stalled_link_is_detected_by_ping(broker_thread: BrokerThread) -> 
             assert detected - stalled <= 0.3 + 0.3 + 1.0
             with anyio.fail_after(WAIT):
                 await c.wait_for_connection()
-            assert proxy.accepted == 2
+            assert proxy.accepted >= 2  # a fresh connection, not the stalled one
             info = await c.get("/meta/broker", timeout=WAIT)
             assert info["name"] == "roost"
 

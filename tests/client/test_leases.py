@@ -170,15 +170,15 @@ async def test_local_deadline_fires_before_the_broker_could(broker_thread: Broke
 
 
 async def test_keep_alive_holds_past_the_server_timeout(broker_thread: BrokerThread) -> None:
-    """While holding, pings keep a 1 s server timeout alive though idle_ping is long, and
+    """While holding, pings keep a 2 s server timeout alive though idle_ping is long, and
     retains keep a ttl alive."""
-    config = TimeoutConfig(idle_ping=60, server_timeout=1, ping_timeout=5)
+    config = TimeoutConfig(idle_ping=60, server_timeout=2, ping_timeout=5)
     lost = Counter()
     async with (
         Client(server=broker_thread.address, timeout=config, on_disconnect=lost) as a,
-        a.lease("lab/oven", ttl=1.2) as lease,
+        a.lease("lab/oven", ttl=2) as lease,
     ):
-        with anyio.move_on_after(2.0):
+        with anyio.move_on_after(2.5):  # beyond the server timeout and the ttl
             await lease.lost.wait()
         assert not lease.lost.is_set()
         assert lost.count == 0
@@ -246,3 +246,47 @@ async def test_reentrant_acquire_list_and_timeout_required(broker_thread: Broker
     async with Client(server=broker_thread.address, timeout=no_timeout) as c:
         with pytest.raises(TimeoutRequired):
             await c.lease_acquire("lab/rack")
+
+
+async def test_reconnect_takeover_ends_the_old_leases(broker_thread: BrokerThread) -> None:
+    """A half-open connection holding a lease is taken over by the client's own reconnect
+    (hello_id, same id): the lease is reported lost and the broker frees it at once, long
+    before the server timeout."""
+    config = TimeoutConfig(idle_ping=0.3, server_timeout=30, ping_timeout=0.3)
+    back = Counter()
+    async with (
+        running_proxy(broker_thread.port) as proxy,
+        Client(
+            server=f"127.0.0.1:{proxy.port}", timeout=config, backoff=FAST, on_connect=back
+        ) as a,
+        Client(server=broker_thread.address) as b,
+    ):
+        await back.wait_for(1)
+        lease = await a.lease_acquire("lab/bench")
+        proxy.stall()
+        with anyio.fail_after(WAIT):
+            reason = await lease.wait_lost()
+        assert reason in ("disconnected", "timeout")
+        await back.wait_for(2)
+        assert a.leases == ()
+        granted = await b.lease_acquire("lab/bench", wait=0)
+        assert compare(granted.token, lease.token) is Comparison.NEWER
+
+
+async def test_acquire_cancelled_before_its_reply_leaves_nothing(
+    broker_thread: BrokerThread,
+) -> None:
+    """An acquire cancelled right after sending is undone through its key: a grant is
+    returned and a queued wait withdrawn, so the broker keeps nothing for it."""
+    async with Client(server=broker_thread.address) as a, Client(server=broker_thread.address) as b:
+        with anyio.move_on_after(0):
+            await b.lease_acquire("lab/free")
+        info = await a.lease_info("lab/free")
+        assert (info["holders"], info["waiters"]) == ([], [])
+        held = await a.lease_acquire("lab/busy")
+        with anyio.move_on_after(0):
+            await b.lease_acquire("lab/busy", wait=WAIT)
+        assert (await a.lease_info("lab/busy"))["waiters"] == []
+        await held.return_lease()
+        assert await holders(a, "lab/busy") == []
+        assert b.leases == ()

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from roost.client import Client
-from roost.errors import ConnectFailed, ConnectionClosed, RemoteError
+from roost.errors import ConnectFailed, ConnectionClosed, LocalProtocolError, RemoteError
 from roost.protocol.messages import Unknown
 from tests.client.helpers import WAIT, Collector
 from tests.conftest import BrokerThread
@@ -306,3 +306,41 @@ async def test_values_round_trip(broker_thread: BrokerThread) -> None:
         args = [b"\x00bin", "str", None, True, False, 2**64 - 1, -(2**63), {"k": [1.5]}]
         assert await b.action_call("/echo", *args) == args
         assert math.isnan((await b.action_call("/echo", math.nan))[0])
+
+
+async def test_ping_and_statistics(broker_thread: BrokerThread) -> None:
+    """ping returns a round trip; statistics count what was set up."""
+    async with Client(server=broker_thread.address) as client:
+        rtt = await client.ping(timeout=WAIT)
+        assert 0 < rtt < WAIT
+        await client.action_register("/st/a", lambda: None)
+        await client.state_observe("/st/s")
+        stats = client.statistics()
+        assert stats["connected"] is True and stats["generation"] == 1
+        assert (stats["actions"], stats["observes"], stats["waiting"]) == (1, 1, 0)
+
+
+async def test_state_update_of_a_foreign_state_is_refused(broker_thread: BrokerThread) -> None:
+    """Publishing a state this client does not own raises not_owner (or no_such_node)."""
+    async with two_clients(broker_thread) as (a, b):
+        await a.state_register("/own/x")
+        with pytest.raises(RemoteError) as info:
+            await b.state_changed("/own/x", 1)
+        assert info.value.value == "not_owner"
+        with pytest.raises(RemoteError) as info:
+            await b.state_unknown("/own/none")
+        assert info.value.value == "no_such_node"
+
+
+async def test_oversized_request_is_refused_locally(broker_thread: BrokerThread) -> None:
+    """A request that cannot fit in one frame raises LocalProtocolError before sending; the
+    connection stays usable, and an oversized callback result becomes an error reply."""
+    async with two_clients(broker_thread) as (a, b):
+        with pytest.raises(LocalProtocolError):
+            await a.action_call("/meta/ls", "x" * 70_000)
+        await a.action_register("/big/result", lambda: b"\0" * 70_000)
+        with pytest.raises(RemoteError) as info:
+            await b.action_call("/big/result")
+        assert "frame" in str(info.value.value)
+        assert a.statistics()["waiting"] == 0
+        assert await a.ping(timeout=WAIT) > 0

@@ -4,6 +4,8 @@
 - :mod:`roost.broker.session`: one session per connection (identity, outbox, forwarded requests).
 - :mod:`roost.broker.router`: ``handle(session, message, now)``, synchronous, the only mutator.
 - :mod:`roost.broker.meta`: the broker's own nodes under ``/meta``.
+- :mod:`roost.broker.frames`: whole frames from ids, cached path heads and raw value bytes.
+- :mod:`roost.broker.hooks`: what the router asks of the I/O layer.
 - :mod:`roost.broker.server`: the only I/O (asyncio Protocols, one flush per loop iteration).
 - :mod:`roost.broker.run`: ``serve()``, logging set-up and signal handling.
 """

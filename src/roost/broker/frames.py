@@ -42,9 +42,12 @@ def frame(payload: bytes) -> bytes:
     return _pack_head(0x47, len(payload)) + payload
 
 
+_pack_ok_nil = Struct(">BHBHB").pack
+
+
 def ok_nil(rid: int) -> bytes:
     """``reply ok nil`` for request ``rid``."""
-    return b"G\x00\x04\x05" + rid.to_bytes(2, "big") + b"\xc0"
+    return _pack_ok_nil(0x47, 4, 0x05, rid, 0xC0)
 
 
 def reply(code: int, rid: int, raw: bytes) -> bytes:
@@ -76,6 +79,6 @@ def err_map(rid: int, status: str) -> bytes:
     return _pack_reply(0x47, 3 + len(raw), 0x06, rid) + raw
 
 
-def notify(code: int, head: bytes, raw: bytes) -> bytes:
-    """A notification (0x33/0x44) from a cached ``path\\0`` head and the raw value."""
-    return _pack_head(0x47, 1 + len(head) + len(raw)) + bytes((code,)) + head + raw
+def notify(head: bytes, raw: bytes) -> bytes:
+    """A notification from a cached head (type byte 0x33 or 0x44, path, NUL) and the raw value."""
+    return _pack_head(0x47, len(head) + len(raw)) + head + raw

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from roost.broker import lease_queries as q
-from roost.broker.lease_types import EXCLUSIVE
+from roost.broker.lease_types import EXCLUSIVE, Lease
 from roost.protocol.tokens import overlaps
 
 if TYPE_CHECKING:
@@ -53,6 +53,9 @@ def check_invariants(table: TableCore) -> None:
             _check(x.active and x.lease_id == lid, "index: connection lists an ended lease")
         for req, w in c.waiters.items():
             _check(table._queue.get(req) is w, "index: connection lists a dead wait")
+        for key, outcome in c.keys.items():
+            current = outcome.active if isinstance(outcome, Lease) else outcome.waiting
+            _check(current, f"index: key {key!r} names an outcome that is over")
     for rec in table._records.values():
         if rec.max_holders > 0:
             n = len(table.covering_leases(rec.name))

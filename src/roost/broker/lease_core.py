@@ -35,7 +35,7 @@ from roost.broker.lease_types import (
     RootCounter,
     Waiter,
 )
-from roost.broker.lease_views import fit_effect, holder_entry, lease_object
+from roost.broker.lease_views import holder_entry, lease_object, shown_entry
 from roost.protocol.tokens import ancestors, make_token, overlaps, valid_resource
 
 __all__ = (
@@ -125,7 +125,7 @@ class TableCore:
                 self._fx.append(HolderState(name, value))
         self._dirty.clear()
         fx, self._fx = self._fx, []
-        return [fit_effect(e) for e in fx]
+        return fx
 
     def _mark(self, name: str, subtree: bool = False) -> None:
         self._dirty.add(name)
@@ -256,13 +256,10 @@ class TableCore:
             self._schedule(lease.ttl_due, _TTL, lease)
         self._schedule_conn(c)
         self._mark(rec.name, subtree=True)
-        entry = holder_entry(lease)
-        event: dict[str, Any] = {
-            "event": "granted",
-            "resource": rec.name,
-            "token": lease.token,
-            "holder": entry,
-        }
+        event: dict[str, Any] = {"event": "granted", "resource": rec.name, "token": lease.token}
+        entry = shown_entry(lease)
+        if entry is not None:
+            event["holder"] = entry
         if lease.request is not None:
             event["request"] = lease.request
         self._fx.append(Event(rec.name, event))
@@ -301,6 +298,9 @@ class TableCore:
         c = self._conns.get(lease.conn)
         if c is not None:
             c.leases.pop(lease.lease_id, None)
+            for key in lease.keys:  # an ended outcome is never repeated: forget its keys
+                if c.keys.get(key) is lease:
+                    del c.keys[key]
         if push:
             body: dict[str, Any] = {
                 "lease_id": lease.lease_id,
@@ -308,28 +308,23 @@ class TableCore:
                 "token": lease.token,
                 "reason": reason,
             }
-            if by is not None:
-                body["by"] = by
+            if new_token is not None:
+                if by is not None:
+                    body["by"] = by
                 body["new_token"] = new_token
             self._fx.append(Push(lease.conn, "lease_revoked", body))
         self._mark(lease.resource, subtree=True)
-        self._fx.append(
-            Event(
-                lease.resource,
-                {
-                    "event": "ended",
-                    "resource": lease.resource,
-                    "token": lease.token,
-                    "holder": holder_entry(lease),
-                    "reason": reason,
-                },
-            )
-        )
+        ended: dict[str, Any] = {"event": "ended", "resource": lease.resource, "token": lease.token}
+        entry = shown_entry(lease)
+        if entry is not None:
+            ended["holder"] = entry
+        ended["reason"] = reason
+        self._fx.append(Event(lease.resource, ended))
         if audit:
             self._audit("ended", lease, now, reason=reason)
 
     def _audit_holder(self, lease: Lease) -> dict[str, Any]:
-        entry = holder_entry(lease)
+        entry = dict(holder_entry(lease))  # a copy: the shared entry must stay as published
         entry["connection"] = repr(lease.conn)
         return entry
 
@@ -345,6 +340,11 @@ class TableCore:
         }
         self._fx.append(Audit(record))
 
+    def _bind_key(self, c: ConnState, key: str, lease: Lease) -> None:
+        c.keys[key] = lease
+        if key not in lease.keys:
+            lease.keys.append(key)
+
     def _drop_waiter(self, w: Waiter, status: str, *, push: bool) -> None:
         """End a wait without a grant; ``status`` is the push status or the close reason."""
         w.outcome = status
@@ -353,6 +353,8 @@ class TableCore:
         c = self._conns.get(w.conn)
         if c is not None:
             c.waiters.pop(w.request, None)
+            if w.key is not None and c.keys.get(w.key) is w:
+                del c.keys[w.key]
         if push:
             self._fx.append(
                 Push(w.conn, "lease_wait_ended", {"request": w.request, "status": status})
@@ -442,7 +444,7 @@ class TableCore:
                 c, rec, w.mode, ttl=w.ttl, identity=w.identity, now=now, request=w.request
             )
             if w.key is not None:
-                c.keys[w.key] = lease
+                self._bind_key(c, w.key, lease)
             self._fx.append(
                 Push(w.conn, "lease_granted", {"request": w.request, "lease": lease_object(lease)})
             )
@@ -453,6 +455,9 @@ class TableCore:
             return False
         exclusive = w.mode == EXCLUSIVE
         name = w.resource
+        same = pending.get(name)
+        if same is not None and (exclusive or same):
+            return True  # the common case: an earlier waiter on the very same resource
         for other, other_excl in pending.items():
             if (exclusive or other_excl) and overlaps(other, name):
                 return True

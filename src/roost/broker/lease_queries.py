@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from roost.broker.lease_types import EXCLUSIVE, SHARED, Lease, Record
 from roost.broker.lease_views import (
     REPLY_BUDGET,
+    entries_size,
     fit_list,
     fits,
     holder_entry,
@@ -183,14 +184,15 @@ def holder_state(table: TableCore, rec: Record) -> dict[str, Any]:
         "waiters": len(rec.waiters),
         "floor": floor(table, rec.name),
     }
-    return fit_list(value, "holders", node_budget(f"/meta/leases/{rec.name}/holder"))
+    bound = entries_size(cov) + 2 * len(rec.name) + 128
+    return fit_list(value, "holders", node_budget(f"/meta/leases/{rec.name}/holder"), bound)
 
 
 def info(table: TableCore, name: str) -> dict[str, Any]:
     """``{resource, mode, holders, waiters, floor, max_holders, takeable}`` of ``name``."""
     cov = table.covering_leases(name)
     rec = table._records.get(name)
-    waiters = [waiter_entry(w) for w in rec.waiters.values()] if rec is not None else []
+    waiters = [waiter_entry(w, table.wall_offset) for w in rec.waiters.values()] if rec else []
     return {
         "resource": name,
         "mode": _mode_of(cov),

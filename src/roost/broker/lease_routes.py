@@ -153,7 +153,6 @@ class LeaseLayer:
                 log.warning("cannot publish %s: %s", path, exc)
 
     def _audit(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, default=repr, sort_keys=True)
         audit_log.info(
             "lease %s %s %s",
             record.get("event"),
@@ -161,6 +160,9 @@ class LeaseLayer:
             record.get("reason", ""),
             extra={"audit": record},
         )
+        if not self._files:
+            return
+        line = json.dumps(record, default=repr, sort_keys=True)
         for f in self._files:
             try:
                 f.write(line + "\n")

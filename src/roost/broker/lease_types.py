@@ -180,8 +180,11 @@ class Lease:
     ttl: float | None
     last_retain: float
     request: int | None = None
+    keys: list[str] = field(default_factory=list)  # idempotency keys naming this lease
     end_reason: str | None = None
     ttl_due: float | None = None  # the heap entry currently scheduled for the ttl
+    entry: dict[str, Any] | None = None  # its holder entry, built once (it never changes)
+    entry_size: int = 0  # packed size of ``entry``
 
     @property
     def active(self) -> bool:

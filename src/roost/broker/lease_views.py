@@ -12,23 +12,28 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from roost.broker.lease_types import Effect, Event, Lease, Push, Waiter
+from roost.broker.lease_types import Lease, Waiter
 from roost.protocol.framing import MAX_PAYLOAD
 from roost.protocol.values import pack
 
 __all__ = (
+    "ENTRY_MAX",
     "REPLY_BUDGET",
-    "fit_effect",
+    "entries_size",
     "fit_list",
     "fits",
     "holder_entry",
     "lease_object",
     "node_budget",
+    "shown_entry",
     "waiter_entry",
 )
 
 #: Largest reply value: a 0x05/0x06 payload is type byte, u16 id, value.
 REPLY_BUDGET: Final = MAX_PAYLOAD - 3
+#: Largest holder entry an event or a ``by`` field carries (with its token and a resource name of
+#: at most 1024 bytes, an event then stays well within a frame).
+ENTRY_MAX: Final = 30_000
 
 
 def node_budget(path: str) -> int:
@@ -55,7 +60,26 @@ def lease_object(lease: Lease) -> dict[str, Any]:
 
 
 def holder_entry(lease: Lease) -> dict[str, Any]:
-    """A holder entry: the lease object plus the holder's client id and declared identity."""
+    """A holder entry: the lease object plus the holder's client id and declared identity.
+
+    Built once per lease and shared by every effect that shows it: callers must not mutate it.
+    """
+    if lease.entry is None:
+        lease.entry = _make_entry(lease)
+        lease.entry_size = len(pack(lease.entry))
+    return lease.entry
+
+
+def entries_size(leases: list[Lease]) -> int:
+    """An upper bound of the packed size of these leases' holder entries as a list."""
+    total = 5
+    for lease in leases:
+        holder_entry(lease)  # builds and measures the entry once
+        total += lease.entry_size
+    return total
+
+
+def _make_entry(lease: Lease) -> dict[str, Any]:
     ident = lease.identity
     return {
         "lease_id": lease.lease_id,
@@ -73,10 +97,11 @@ def holder_entry(lease: Lease) -> dict[str, Any]:
     }
 
 
-def waiter_entry(waiter: Waiter) -> dict[str, Any]:
+def waiter_entry(waiter: Waiter, wall_offset: float) -> dict[str, Any]:
     """A waiter entry: ``{request, resource, mode, name, user, host, pid, note, since, deadline}``
-    (``deadline`` on the broker's monotonic clock, nil for a wait without one)."""
+    (``since`` and ``deadline`` in wall-clock seconds; ``deadline`` nil for a wait without one)."""
     ident = waiter.identity
+    deadline = None if waiter.deadline is None else waiter.deadline + wall_offset
     return {
         "request": waiter.request,
         "resource": waiter.resource,
@@ -87,20 +112,25 @@ def waiter_entry(waiter: Waiter) -> dict[str, Any]:
         "pid": ident.pid,
         "note": ident.note,
         "since": waiter.since,
-        "deadline": waiter.deadline,
+        "deadline": deadline,
     }
 
 
-def fit_list(value: dict[str, Any], key: str, budget: int) -> dict[str, Any]:
+def fit_list(
+    value: dict[str, Any], key: str, budget: int, bound: int | None = None
+) -> dict[str, Any]:
     """Cut ``value[key]`` (a list) so that ``value`` packs within ``budget`` bytes.
 
     Keeps the first entries; sets ``<key>_total`` to the full length when it cuts (callers that
     always publish the total set it themselves). If even the empty list does not fit, the value
     is returned with the empty list anyway: the caller's other fields are its own business.
+    ``bound``, an upper bound of the packed size the caller knows, spares the measurement.
 
     Returns:
         ``value`` itself when it fits, else a shallow copy with the shorter list.
     """
+    if bound is not None and bound <= budget:
+        return value
     size = len(pack(value))
     if size <= budget:
         return value
@@ -121,17 +151,8 @@ def fit_list(value: dict[str, Any], key: str, budget: int) -> dict[str, Any]:
     return out
 
 
-def fit_effect(effect: Effect) -> Effect:
-    """Drop the holder entry from an event, or ``by`` from a push, that would not fit a frame
-    (only a client id of many kilobytes can make one that large)."""
-    if isinstance(effect, Event):
-        budget = node_budget(f"/meta/leases/{effect.resource}/events")
-        if "holder" in effect.value and not fits(effect.value, budget):
-            value = {k: v for k, v in effect.value.items() if k != "holder"}
-            return Event(effect.resource, value)
-    elif (
-        isinstance(effect, Push) and "by" in effect.body and not fits(effect.body, MAX_PAYLOAD - 1)
-    ):
-        body = {k: v for k, v in effect.body.items() if k != "by"}
-        return Push(effect.conn, effect.kind, body)
-    return effect
+def shown_entry(lease: Lease) -> dict[str, Any] | None:
+    """The holder entry to put into an event or a ``by`` field, or ``None`` when it is too big
+    to share a frame with anything (only a client id of many kilobytes makes one so big)."""
+    entry = holder_entry(lease)
+    return entry if lease.entry_size <= ENTRY_MAX else None

@@ -41,7 +41,7 @@ from roost.broker.lease_types import (
     Lease,
     Waiter,
 )
-from roost.broker.lease_views import holder_entry, lease_object, waiter_entry
+from roost.broker.lease_views import holder_entry, lease_object, shown_entry, waiter_entry
 from roost.protocol.tokens import overlaps, valid_resource
 
 __all__ = ("DEFAULT_MAX_RESOURCES", "DEFAULT_TTL_MAX", "LeaseTable")
@@ -233,13 +233,13 @@ class LeaseTable(TableCore):
             if overlaps(lease.resource, resource):
                 if lease.resource == resource and lease.mode == mode:
                     if key is not None:
-                        c.keys[key] = lease
+                        self._bind_key(c, key, lease)
                     return _status("OK", lease=lease_object(lease))
                 return self._claimed(resource, mode)
         if not self._conflicts(resource, mode) and not self._held_back(resource, mode, None):
             lease = self._grant(c, rec, mode, ttl=ttl, identity=identity, now=now, request=None)
             if key is not None:
-                c.keys[key] = lease
+                self._bind_key(c, key, lease)
             return _status("OK", lease=lease_object(lease))
         if wait == 0:
             return self._claimed(resource, mode)
@@ -259,7 +259,7 @@ class LeaseTable(TableCore):
         rec.waiters[w.request] = w
         c.waiters[w.request] = w
         if key is not None:
-            c.keys[key] = w
+            c.keys[key] = w  # the wait's own key; a stale binding to an ended outcome is replaced
         if w.deadline is not None:
             self._schedule(w.deadline, _WAIT, w)
         self._schedule_conn(c)
@@ -271,7 +271,7 @@ class LeaseTable(TableCore):
                     "event": "queued",
                     "resource": resource,
                     "request": w.request,
-                    "holder": waiter_entry(w),
+                    "holder": waiter_entry(w, self.wall_offset),
                 },
             )
         )
@@ -344,7 +344,7 @@ class LeaseTable(TableCore):
         lease = self._make_lease(
             c, rec, EXCLUSIVE, ttl=ttl, identity=identity, now=now, request=None
         )
-        by = holder_entry(lease)
+        by = shown_entry(lease)
         for old in displaced:
             self._end(old, "taken", now, push=True, by=by, new_token=lease.token, audit=False)
         self._install(c, rec, lease, now, audit=False)

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from roost.broker import frames, meta
+from roost.broker.hooks import ServerHooks
 from roost.broker.session import Session
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node, Tree
 from roost.protocol import messages as m
@@ -32,26 +33,6 @@ __all__ = ("Router", "ServerHooks")
 _MAX_STATE_VALUE = frames.MAX_PAYLOAD - 7  # the reply_state_t known payload is 7 + value
 
 
-class ServerHooks(Protocol):
-    """What the router needs from the I/O layer (server.py; a fake in unit tests)."""
-
-    def wake(self) -> None:
-        """Schedule one flush of every dirty session in this loop iteration."""
-
-    def close_io(self, session: Session, reason: str) -> None:
-        """Close the session's transport (cleanup has already happened)."""
-
-    def timeout_changed(self, session: Session) -> None:
-        """The session's idle timeout (``session.conn.timeout``) was set by a hello."""
-
-    def call_later(self, delay: float, callback: Callable[[float], None]) -> None:
-        """Call ``callback(now)`` after ``delay`` seconds."""
-
-    def peer_gone(self, session: Session) -> bool:
-        """True if the peer has closed and every byte it sent was read (a close the event loop
-        has not reported yet)."""
-
-
 def _id_key(value: Value) -> Any:
     """Registry key of a client id: its canonical msgpack form (``1`` != ``1.0``, str != bin)."""
     try:
@@ -60,19 +41,8 @@ def _id_key(value: Value) -> Any:
         return value.raw
 
 
-_EXTENSION_REQUESTS = (
-    m.LeaseAcquire,
-    m.LeaseTake,
-    m.LeaseReturn,
-    m.LeaseRetain,
-    m.LeaseValidate,
-    m.LeaseCancel,
-    m.LeaseInfo,
-    m.LeaseList,
-    m.LeaseGuard,
-    m.LeaseCall,
-    m.LeaseSet,
-)
+#: Extension requests a client may send (0x50-0x5a; 0x60 and up are the broker's).
+_EXTENSION_REQUESTS = tuple(cls for code, cls in m.BY_CODE.items() if 0x50 <= code <= 0x5A)
 
 _RESERVED_PREFIX = "/meta/leases/"
 
@@ -97,6 +67,9 @@ class Router:
         #: Sessions over their outbound bound, closed by :meth:`reap`.
         self.doomed: list[Session] = []
         self._by_key: dict[Any, Session] = {}
+        # Bound once: every session shares them (an idle connection should cost little).
+        self._wake = hooks.wake
+        self._overflow = self.doomed.append
         self._id_prefix = secrets.token_hex(4)
         self._id_counter = 0
         #: Lease layer hooks: called after a hello (session, now) and after cleanup of a closed
@@ -146,8 +119,8 @@ class Router:
             now,
             max_outbound=self.max_outbound,
             dirty=self.dirty,
-            wake=self.hooks.wake,
-            on_overflow=self.doomed.append,
+            wake=self._wake,
+            on_overflow=self._overflow,
         )
         self.sessions[session] = None
         return session
@@ -156,7 +129,7 @@ class Router:
         """Handle one message from ``session``; queue every resulting frame. Never raises for
         anything a client sends (the connection layer already rejected framing errors)."""
         table = self._dispatch if session.conn.hello_done else self._before_hello
-        table[type(msg)](session, msg, now)
+        table.get(type(msg), self._unexpected)(session, msg, now)
 
     def reap(self, now: float) -> None:
         """Close every session that exceeded its outbound bound, as ``slow_consumer``."""
@@ -205,9 +178,7 @@ class Router:
             if not requester.closed:
                 requester.push(frames.err(rid, "client_exited"))
         had_id = session.client_id is not None
-        session.pending.clear()
-        session.owned.clear()
-        session.listening.clear()
+        session.forget_all()
         for hook in self.disconnect_hooks:
             hook(session, reason, now)
         self.hooks.close_io(session, reason)
@@ -264,6 +235,9 @@ class Router:
 
     # -- generic requests ----------------------------------------------------------------------
 
+    def _unexpected(self, session: Session, msg: Any, now: float) -> None:
+        self.disconnect(session, f"protocol_error: unexpected {type(msg).__name__}", now)
+
     def _ping(self, session: Session, msg: m.Ping, now: float) -> None:
         session.push(frames.ok_nil(msg.id))
 
@@ -309,13 +283,13 @@ class Router:
         """A plain call or set reached a node with a ``guard``; the lease layer replaces this
         (without it no guard can be set, so this only forwards as usual)."""
         assert node.owner is not None
+        path = msg.path
         if isinstance(msg, m.ActionCall):
-            path, args = msg.path, msg.args
+            args = msg.args
             self.forward(session, msg.id, node.owner, lambda oid: m.ActionCall(oid, path, args))
         else:
-            self.forward(
-                session, msg.id, node.owner, lambda oid: m.PropSet(oid, msg.path, msg.value)
-            )
+            cls, value = (m.StateSet if node.kind is STATE else m.PropSet), msg.value
+            self.forward(session, msg.id, node.owner, lambda oid: cls(oid, path, value))
 
     def prepare_stop(self, now: float) -> None:
         """A graceful stop is about to close every session: run ``stop_hooks`` first, so what
@@ -337,7 +311,7 @@ class Router:
             session.push(frames.err(rid, "too_many_requests"))
             return
         data = conn.send(make(oid))
-        owner.pending[oid] = (session, rid, data[3])
+        owner.expect(oid, (session, rid, data[3]))
         owner.push(data)
 
     # -- registration --------------------------------------------------------------------------
@@ -373,7 +347,7 @@ class Router:
             session.push(frames.err(rid, "path_already_exists"))
             return
         node.owner = session
-        session.owned[node] = None
+        session.own(node)
         session.push(frames.ok_nil(rid))
         self.meta.clients_changed(now)
 
@@ -407,7 +381,7 @@ class Router:
             session.push(frames.err(rid, "path_already_exists"))
             return None
         node.listeners[session] = None
-        session.listening[node] = None
+        session.listen(node)
         return node
 
     def _subscribable(self, path: str, kind: str) -> bool:
@@ -500,13 +474,13 @@ class Router:
         if node.kind is not EVENT:
             session.push(frames.err(msg.id, "path_is_wrong_type"))
             return
-        if node.internal:
+        if node.internal or self._reserved(node.path):  # lease events, adopted or not yet
             session.push(frames.err(msg.id, "not_owner"))
             return
         # The emitter's reply first: a listening emitter sees it before its own notification.
         session.push(frames.ok_nil(msg.id))
         if node.listeners:
-            data = frames.notify(0x33, node.path_head, msg.value.raw)
+            data = frames.notify(node.note_head, msg.value.raw)
             for listener in node.listeners:
                 listener.push(data)
 
@@ -517,7 +491,7 @@ class Router:
             ValueError: ``path`` is taken by something else, or the value does not fit a frame.
         """
         node = self._internal_node(path, EVENT, now)
-        data = frames.notify(0x33, node.path_head, value.raw)
+        data = frames.notify(node.note_head, value.raw)
         if len(data) - 3 > frames.MAX_PAYLOAD:
             raise ValueError(f"event value for {path} does not fit in a frame")
         for listener in node.listeners:
@@ -567,7 +541,7 @@ class Router:
             if raw is None:
                 data = frames.frame(b"\x45" + node.path_head)
             else:
-                data = frames.notify(0x44, node.path_head, raw)
+                data = frames.notify(node.note_head, raw)
             for observer in node.listeners:
                 observer.push(data)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import os
 import socket
@@ -46,15 +47,95 @@ def _peer_name(address: Any) -> str:
     return str(address)
 
 
+class _IdleTimers:
+    """Idle timeouts (§12) for every connection, on one event-loop timer.
+
+    Each connection with a timeout has one entry ``(deadline, seq, session)`` in a heap, where
+    ``session.timer`` holds the deadline of its current entry. Received bytes only update
+    ``session.last_received``; when an entry comes due, the connection is closed if it really
+    was silent for its timeout, and otherwise re-entered at its real deadline. Entries of
+    closed or re-armed connections are stale and skipped; the heap is compacted when most of
+    it is stale, so closed sessions are not kept alive.
+    """
+
+    __slots__ = ("_expire", "_handle", "_heap", "_loop", "_seq", "_stale", "_when")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, expire: Callable[[Session, float], None]
+    ) -> None:
+        self._loop = loop
+        self._expire = expire
+        self._heap: list[tuple[float, int, Session]] = []
+        self._seq = 0
+        self._stale = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._when = float("inf")
+
+    def arm(self, session: Session) -> None:
+        """(Re)start the session's timer from its last received bytes, or stop it (timeout 0)."""
+        self.disarm(session)
+        timeout = session.conn.timeout
+        if timeout > 0 and not session.closed:
+            self._push(session, session.last_received + timeout)
+
+    def disarm(self, session: Session) -> None:
+        """Stop the session's timer (its heap entry becomes stale)."""
+        if session.timer is not None:
+            session.timer = None
+            self._stale += 1
+            heap = self._heap
+            if self._stale > 64 and self._stale * 2 > len(heap):
+                heap[:] = [entry for entry in heap if entry[2].timer == entry[0]]
+                heapq.heapify(heap)
+                self._stale = 0
+
+    def _push(self, session: Session, deadline: float) -> None:
+        session.timer = deadline
+        self._seq += 1
+        heapq.heappush(self._heap, (deadline, self._seq, session))
+        if deadline < self._when:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._when = deadline
+            self._handle = self._loop.call_at(deadline, self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        self._when = float("inf")
+        heap = self._heap
+        now = self._loop.time()
+        # A hair of slack: the loop may wake a clock tick before the deadline.
+        while heap and heap[0][0] <= now + 0.0005:
+            deadline, _, session = heapq.heappop(heap)
+            if session.timer != deadline:
+                self._stale = max(0, self._stale - 1)
+                continue
+            session.timer = None
+            timeout = session.conn.timeout
+            if session.closed or timeout <= 0:
+                continue
+            real = session.last_received + timeout
+            if real <= now + 0.0005:
+                self._expire(session, now)
+            else:
+                self._push(session, real)
+        if heap and heap[0][0] < self._when:
+            self._when = heap[0][0]
+            self._handle = self._loop.call_at(self._when, self._run)
+
+
 class _Hooks:
     """The router's view of the server (flush scheduling, closing, timers)."""
 
-    __slots__ = ("_flush_scheduled", "broker", "loop")
+    __slots__ = ("_flush_scheduled", "broker", "idle", "loop")
 
     def __init__(self, broker: Broker, loop: asyncio.AbstractEventLoop) -> None:
         self.broker = broker
         self.loop = loop
         self._flush_scheduled = False
+        self.idle = _IdleTimers(
+            loop, lambda session, now: broker.router.disconnect(session, "timeout", now)
+        )
 
     def wake(self) -> None:
         if not self._flush_scheduled:
@@ -87,13 +168,13 @@ class _Hooks:
                 router.reap(self.loop.time())
 
     def close_io(self, session: Session, reason: str) -> None:
-        if session.timer is not None:
-            session.timer.cancel()
-            session.timer = None
+        self.idle.disarm(session)
         transport = session.writer
         if transport is not None and not transport.is_closing():
-            if reason in ("disconnected", "shutdown") and not transport.get_write_buffer_size():
-                transport.close()
+            if reason == "shutdown" or (
+                reason == "disconnected" and not transport.get_write_buffer_size()
+            ):
+                transport.close()  # a stopping broker still delivers what it queued last
             else:
                 # Output still buffered for a peer that stopped reading must not pin memory.
                 transport.abort()
@@ -106,26 +187,7 @@ class _Hooks:
         )
 
     def timeout_changed(self, session: Session) -> None:
-        if session.timer is not None:
-            session.timer.cancel()
-            session.timer = None
-        timeout = session.conn.timeout
-        if timeout > 0 and not session.closed:
-            session.timer = self.loop.call_at(
-                session.last_received + timeout, self._check_idle, session
-            )
-
-    def _check_idle(self, session: Session) -> None:
-        session.timer = None
-        timeout = session.conn.timeout
-        if session.closed or timeout <= 0:
-            return
-        deadline = session.last_received + timeout
-        now = self.loop.time()
-        if now >= deadline - 0.0005:
-            self.broker.router.disconnect(session, "timeout", now)
-        else:
-            session.timer = self.loop.call_at(deadline, self._check_idle, session)
+        self.idle.arm(session)
 
     def peer_gone(self, session: Session) -> bool:
         transport = session.writer
@@ -196,10 +258,16 @@ class _ConnectionProtocol(asyncio.Protocol):
             router.disconnect(session, f"protocol_error: {exc}", now)
             return
         handle = router.handle
-        for msg in messages:
-            handle(session, msg, now)
-            if not session.accepting:  # closed, or over its bound and about to be
-                break
+        try:
+            for msg in messages:
+                handle(session, msg, now)
+                if not session.accepting:  # closed, or over its bound and about to be
+                    break
+        except Exception:
+            # A bug must cost one connection, never the broker.
+            log.exception("internal error handling a message from %s", session.peer)
+            router.disconnect(session, "internal_error", now)
+            return
         if router.doomed:
             router.reap(now)
 

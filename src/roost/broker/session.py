@@ -10,6 +10,9 @@ Rules of this module:
   ``slow_consumer`` as soon as it is safe to).
 - ``pending`` maps broker-chosen request ids on this connection to the requester waiting for
   the owner's reply, so cleanup can answer every one of them with ``client_exited``.
+- ``owned``, ``listening`` and ``pending`` start as one shared empty dict (most connections
+  never use some of them, and an idle connection should cost little memory); add to them only
+  through ``own``, ``listen`` and ``expect``, and reset them with ``forget_all``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ __all__ = ("Pending", "Session")
 
 #: (requester session, requester's own request id, request type code)
 Pending = tuple["Session", int, int]
+
+# Shared by every session until its first registration, subscription or forwarded request.
+# Never mutated: Session.own/listen/expect replace it with a dict of the session's own.
+_NONE: dict[Any, Any] = {}
 
 
 class Session:
@@ -100,11 +107,11 @@ class Session:
         #: True once the connection sent any extension message (protocol.md E1).
         self.opted_in = False
         #: Nodes this connection owns, and the event/state nodes it listens to or observes.
-        self.owned: dict[Node, None] = {}
-        self.listening: dict[Node, None] = {}
+        self.owned: dict[Node, None] = _NONE
+        self.listening: dict[Node, None] = _NONE
         #: Requests forwarded to this connection as owner, by broker-chosen id.
-        self.pending: dict[int, Pending] = {}
-        #: Opaque slots for the server: its transport and its idle timer handle.
+        self.pending: dict[int, Pending] = _NONE
+        #: Opaque slots for the server: its transport and its idle timer state.
         self.writer: Any = None
         self.timer: Any = None
 
@@ -124,6 +131,28 @@ class Session:
         if size + self.backlog > self.max_outbound:
             self.accepting = False
             self._on_overflow(self)
+
+    def own(self, node: Node) -> None:
+        """Record that this connection owns ``node``."""
+        if self.owned is _NONE:
+            self.owned = {}
+        self.owned[node] = None
+
+    def listen(self, node: Node) -> None:
+        """Record that this connection listens to or observes ``node``."""
+        if self.listening is _NONE:
+            self.listening = {}
+        self.listening[node] = None
+
+    def expect(self, rid: int, entry: Pending) -> None:
+        """Record a request forwarded to this connection under broker-chosen id ``rid``."""
+        if self.pending is _NONE:
+            self.pending = {}
+        self.pending[rid] = entry
+
+    def forget_all(self) -> None:
+        """Drop every node and request reference (after cleanup)."""
+        self.owned = self.listening = self.pending = _NONE
 
     def take_output(self) -> bytes:
         """Return and clear everything queued (one bytes object for one write)."""

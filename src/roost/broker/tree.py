@@ -55,7 +55,8 @@ class Node:
 
     ``owner`` is the owning session or ``None``; ``internal`` marks nodes the broker owns itself
     (D19). ``value`` is the raw msgpack bytes of a known state, ``None`` when unknown.
-    ``notify_head`` caches ``path\\0`` so fan-out frames are built by concatenation only.
+    ``path_head`` caches ``path\\0`` and ``note_head`` the notification head, so fan-out frames
+    are built by concatenation only.
     ``guard`` is reserved for the lease layer (the resource guarding calls and sets, or ``None``).
     """
 
@@ -66,6 +67,7 @@ class Node:
         "last_update",
         "listeners",
         "name",
+        "note_head",
         "owner",
         "parent",
         "path",
@@ -85,6 +87,8 @@ class Node:
         self.value: bytes | None = None
         self.last_update = now
         self.path_head = path.encode("latin-1") + b"\0"
+        #: Type byte and path of this node's notifications (0x33 for events, 0x44 for states).
+        self.note_head = (b"\x44" if kind == STATE else b"\x33") + self.path_head
         self.guard: Any = None
 
     def __repr__(self) -> str:

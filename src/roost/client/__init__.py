@@ -6,7 +6,7 @@ blocking methods for scripts and notebooks.
 
 from roost.client.client import Client, EventEmitter, StateHandle
 from roost.client.config import TimeoutConfig
-from roost.client.leases import Lease, LeaseWallet, WalletEntry
+from roost.client.leases import Lease, LeaseValidator, LeaseWallet, WalletEntry
 from roost.client.reconnect import Backoff
 from roost.client.streams import Subscription
 from roost.client.sync import SyncClient, SyncLease, SyncSubscription
@@ -17,6 +17,7 @@ __all__ = (
     "Client",
     "EventEmitter",
     "Lease",
+    "LeaseValidator",
     "LeaseWallet",
     "StateHandle",
     "Subscription",

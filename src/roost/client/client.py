@@ -12,8 +12,8 @@ Rules of this module:
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
 from roost.client.lease_verbs import LeaseRef, LeaseVerbs
@@ -112,6 +112,17 @@ class Client(LeaseVerbs):
     Raises:
         ValueError: a malformed ``server``.
     """
+
+    async def ping(self, *, timeout: float | None = None) -> float:
+        """Ping the broker; return the round trip in seconds.
+
+        Raises:
+            Disconnected: not connected, or the connection was lost before the answer.
+            TimeoutError: no answer within ``timeout`` seconds.
+        """
+        started = monotonic()
+        await self._call_ok(m.Ping, timeout)
+        return monotonic() - started
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -347,7 +358,7 @@ class Client(LeaseVerbs):
             raise Disconnected("not connected to the broker")
         if entry is not None:
             entry.value_gen = self._gen
-        await self._owner_update(lambda rid: m.StateChanged(rid, path, packed))
+        await self._owner_update(lambda rid: m.StateChanged(rid, path, packed), entry is not None)
 
     async def state_unknown(self, path: str) -> None:
         """Make a state this client owns unknown (kept across reconnects like a value).
@@ -359,13 +370,18 @@ class Client(LeaseVerbs):
         entry = self._regs.states.get(path)
         if entry is not None:
             entry.value = None
-        if not self.connected and entry is not None:
-            return
-        await self._owner_update(lambda rid: m.StateUnknown(rid, path))
+        if not self.connected:
+            if entry is not None:
+                return
+            raise Disconnected("not connected to the broker")
+        await self._owner_update(lambda rid: m.StateUnknown(rid, path), entry is not None)
 
-    async def _owner_update(self, make: Callable[[int], m.Message]) -> None:
-        with contextlib.suppress(Disconnected):  # the kept value is replayed on reconnect
+    async def _owner_update(self, make: Callable[[int], m.Message], kept: bool) -> None:
+        try:
             await self._call_ok(make)
+        except Disconnected:
+            if not kept:
+                raise  # an owned state's value is kept and replayed on reconnect
 
     async def state_observe(self, path: str, callback: Callable[[Any], Any] | None = None) -> Any:
         """Observe a state: return its current value (or ``Unknown``) and call

@@ -20,6 +20,7 @@ import logging
 import math
 from collections.abc import Callable
 from functools import partial
+from time import monotonic
 from types import TracebackType
 from typing import Any, Self
 
@@ -34,7 +35,7 @@ from roost.client.config import (
     parse_server,
     resolve_path,
 )
-from roost.client.inbound import accepts_token, call_user, error_reply, ok_reply, spread
+from roost.client.inbound import call_user, serve_request
 from roost.client.leases import Lease, LeaseBook
 from roost.client.link import Link
 from roost.client.reconnect import Backoff, is_retryable
@@ -44,7 +45,7 @@ from roost.protocol import messages as m
 from roost.protocol.messages import Unknown
 from roost.protocol.values import Value
 
-__all__ = ("ClientCore", "Hook", "margin")
+__all__ = ("ClientCore", "Hook", "keepalive_interval", "margin")
 
 log = logging.getLogger("roost.client")
 
@@ -55,6 +56,13 @@ _Job = tuple[Callable[..., Any], tuple[Any, ...]]
 def margin(seconds: float) -> float:
     """How much earlier than the broker the client gives up a lease: max(0.5 s, 10 %)."""
     return max(0.5, 0.1 * seconds)
+
+
+def keepalive_interval(seconds: float) -> float:
+    """How often to prove liveness against a limit of ``seconds`` (server timeout or ttl): a
+    third of it, and soon enough that two answers can be late before the local deadline."""
+    lead = seconds - margin(seconds)
+    return min(seconds / 3, lead / 2) if lead > 0 else seconds / 4
 
 
 class ClientCore:
@@ -99,6 +107,7 @@ class ClientCore:
         self._subscriptions: set[Any] = set()
         self._leases.notify = self._notify
         self._leases.on_change = self._leases_changed
+        self._leases.orphan = self._return_orphan
         self._watchdog_wakeup = anyio.Event()
 
     # -- public state --------------------------------------------------------------------------
@@ -247,7 +256,7 @@ class ClientCore:
         try:
             async with anyio.create_task_group() as tg:
                 link = Link(stream, lambda msg: None)
-                link._on_message = partial(self._on_message, link, tg)
+                link.on_message = partial(self._on_message, link, tg)
                 link.scope = tg.cancel_scope
                 self._link, self._link_tg = link, tg
                 self._gen += 1
@@ -269,7 +278,9 @@ class ClientCore:
             if link is not None:
                 await link.aclose()
                 self._link_lost(link)
-        error = link.error if link is not None and link.error is not None else Disconnected()
+        error = link.error if link is not None else None
+        if error is None:
+            error = Disconnected("the connection was closed")
         return error, ready
 
     def _link_lost(self, link: Link) -> None:
@@ -312,10 +323,10 @@ class ClientCore:
         regs = self._regs
         while pending := regs.pending(gen):
             for kind, path in pending:
-                if kind == "guard" and not self._lease_capable:
-                    regs.guards[path].gen = gen  # nothing to guard on a plain ESHET broker
-                    continue
                 try:
+                    if kind == "guard" and not self._lease_capable:
+                        regs.guards[path].gen = gen  # nothing to guard on a plain ESHET broker
+                        continue
                     reply = await self._replay_one(link, gen, kind, path)
                 except KeyError:
                     continue  # removed meanwhile
@@ -383,15 +394,17 @@ class ClientCore:
             sub.deliver(value)
 
     async def _pinger(self, link: Link) -> None:
-        """Ping after ``idle_ping`` seconds without sending (a third of the server timeout while
-        holding a lease); a ping unanswered within ``ping_timeout`` kills the link."""
+        """Ping after ``idle_ping`` seconds without sending (while holding a lease, at least
+        every :func:`keepalive_interval` of the server timeout, counted from the latest send
+        and the latest answered request); a ping unanswered within ``ping_timeout`` kills the
+        link."""
         while link.alive:
             due = link.last_send + self.timeout.idle_ping
             if self._leases.holding and self.timeout.server_timeout:
                 # Holding: the broker must hear from us, and answer, every third of its timeout.
-                third = self.timeout.server_timeout / 3
-                due = min(due, link.last_send + third, link.last_answered_send + third)
-            wait = due - anyio.current_time()
+                every = keepalive_interval(self.timeout.server_timeout)
+                due = min(due, link.last_send + every, link.last_answered_send + every)
+            wait = due - monotonic()
             if wait > 0:
                 with anyio.move_on_after(wait):
                     await self._ping_wakeup.wait()
@@ -410,6 +423,19 @@ class ClientCore:
     def _leases_changed(self) -> None:
         self._ping_wakeup.set()
         self._watchdog_wakeup.set()
+
+    def _return_orphan(self, grant: dict[str, Any]) -> None:
+        """Give back a lease granted to a wait this client abandoned (called in the reader)."""
+        link, tg = self._link, self._link_tg
+        if link is None or tg is None:
+            return  # the connection is gone, and the lease with it
+        body = Value.of({"token": grant.get("token")})
+
+        async def give_back() -> None:
+            with contextlib.suppress(Exception):  # ended already, or the connection went
+                await link.request(lambda rid: m.LeaseReturn(rid, body))
+
+        tg.start_soon(give_back)
 
     # -- local lease deadlines -------------------------------------------------------------
 
@@ -435,7 +461,7 @@ class ClientCore:
     async def _lease_watchdog(self) -> None:
         """Mark leases lost at their local deadline, even while TCP looks healthy."""
         while True:
-            now = anyio.current_time()
+            now = monotonic()
             soonest = math.inf
             for lease in list(self._leases.leases.values()):
                 deadline, reason = self._local_deadline(lease)
@@ -468,7 +494,7 @@ class ClientCore:
         elif isinstance(
             msg, (m.ActionCall, m.PropGet, m.PropSet, m.StateSet, m.GuardedCall, m.GuardedSet)
         ):
-            tg.start_soon(self._serve, link, msg)
+            serve_request(link, tg, self._regs, msg)
         elif isinstance(msg, m.LeaseGranted):
             self._leases.on_push("granted", msg.body.obj)
         elif isinstance(msg, m.LeaseRevoked):
@@ -482,62 +508,6 @@ class ClientCore:
                 log.warning("dropped a message with an invalid value: %s", msg.reason)
         else:
             log.debug("ignored %r", msg)
-
-    async def _serve(self, link: Link, msg: m.Message) -> None:
-        """Answer one request forwarded by the broker with the owner's callback."""
-        rid: int = msg.id  # type: ignore[union-attr]
-        try:
-            reply = ok_reply(rid, await self._run_callback(msg))
-        except Exception as exc:
-            reply = error_reply(rid, exc)
-        try:
-            link.send_nowait(reply)
-        except Exception as exc:  # too large for a frame: say so rather than leave it unanswered
-            link.send_nowait(error_reply(rid, exc))
-
-    async def _run_callback(self, msg: m.Message) -> Any:
-        regs = self._regs
-        token: Any = None
-        if isinstance(msg, (m.GuardedCall, m.GuardedSet)):
-            body = msg.body.obj
-            if not isinstance(body, dict):
-                raise RemoteError("bad_args")
-            path, token = body.get("path"), body.get("token")
-            if isinstance(msg, m.GuardedCall):
-                entry = regs.actions.get(path) if isinstance(path, str) else None
-                if entry is None:
-                    raise RemoteError("path_not_found")
-                kwargs = {"token": token} if accepts_token(entry.callback) else {}
-                return await call_user(entry.callback, *spread(body.get("args")), **kwargs)
-            return await self._run_setter(path, body.get("value"), token)
-        if isinstance(msg, m.ActionCall):
-            action = regs.actions.get(msg.path)
-            if action is None:
-                raise RemoteError("path_not_found")
-            return await call_user(action.callback, *spread(msg.args.obj))
-        if isinstance(msg, m.PropGet):
-            prop = regs.props.get(msg.path)
-            if prop is None:
-                raise RemoteError("path_not_found")
-            return await call_user(prop.get_callback)
-        assert isinstance(msg, (m.PropSet, m.StateSet))
-        return await self._run_setter(msg.path, msg.value.obj, None)
-
-    async def _run_setter(self, path: Any, value: Any, token: Any) -> Any:
-        regs = self._regs
-        setter: Callable[..., Any] | None
-        prop = regs.props.get(path) if isinstance(path, str) else None
-        state = regs.states.get(path) if isinstance(path, str) else None
-        if prop is not None:
-            setter = prop.set_callback
-        elif state is not None:
-            setter = state.set_callback
-        else:
-            raise RemoteError("path_not_found")
-        if setter is None:
-            raise RemoteError("not_implemented")
-        kwargs = {"token": token} if token is not None and accepts_token(setter) else {}
-        return await call_user(setter, value, **kwargs)
 
     # -- value callbacks -----------------------------------------------------------------------
 

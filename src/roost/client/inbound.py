@@ -3,6 +3,9 @@
 Rules of this module:
 
 - A callback may be a plain function or a coroutine function (or return an awaitable).
+- A plain function answering a forwarded request runs at once in the reader (it cannot await,
+  so a task would only add a hop); a coroutine, or an awaitable it returns, runs in its own
+  task, so a slow owner keeps serving other requests.
 - Its return value becomes an ``ok`` reply; ``RemoteError`` raised in it becomes an error reply
   with its ``value``; any other exception becomes an error reply with ``str(exc)``, as eshet.py
   does. A result that cannot be packed or does not fit a frame becomes an error reply too.
@@ -11,14 +14,30 @@ Rules of this module:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+import anyio.abc
+
+from roost.client.registrations import Registrations
 from roost.errors import RemoteError
 from roost.protocol import messages as m
 from roost.protocol.values import Value
 
-__all__ = ("accepts_token", "call_user", "error_reply", "ok_reply", "spread")
+if TYPE_CHECKING:
+    from roost.client.link import Link
+
+__all__ = (
+    "accepts_token",
+    "call_user",
+    "error_reply",
+    "ok_reply",
+    "resolve",
+    "serve_request",
+    "spread",
+)
+
+_Target = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 async def call_user(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -62,3 +81,85 @@ def error_reply(rid: int, exc: Exception) -> m.ReplyError:
         return m.ReplyError(rid, Value.of(value))
     except (TypeError, ValueError, OverflowError):
         return m.ReplyError(rid, Value.of(str(exc)))
+
+
+def resolve(regs: Registrations, msg: m.Message) -> _Target:
+    """The callback answering a forwarded request, with its arguments.
+
+    Raises:
+        RemoteError: ``path_not_found`` (not ours, e.g. just unregistered), ``bad_args`` (a
+            guarded forward without a map) or ``not_implemented`` (a set without a setter).
+    """
+    if isinstance(msg, m.ActionCall):
+        action = regs.actions.get(msg.path)
+        if action is None:
+            raise RemoteError("path_not_found")
+        return action.callback, spread(msg.args.obj), {}
+    if isinstance(msg, m.PropGet):
+        prop = regs.props.get(msg.path)
+        if prop is None:
+            raise RemoteError("path_not_found")
+        return prop.get_callback, (), {}
+    if isinstance(msg, (m.PropSet, m.StateSet)):
+        return _setter(regs, msg.path, msg.value.obj, None)
+    assert isinstance(msg, (m.GuardedCall, m.GuardedSet))
+    body = msg.body.obj
+    if not isinstance(body, dict):
+        raise RemoteError("bad_args")
+    path, token = body.get("path"), body.get("token")
+    if isinstance(msg, m.GuardedSet):
+        return _setter(regs, path, body.get("value"), token)
+    entry = regs.actions.get(path) if isinstance(path, str) else None
+    if entry is None:
+        raise RemoteError("path_not_found")
+    kwargs = {"token": token} if accepts_token(entry.callback) else {}
+    return entry.callback, spread(body.get("args")), kwargs
+
+
+def _setter(regs: Registrations, path: Any, value: Any, token: Any) -> _Target:
+    setter: Callable[..., Any] | None
+    prop = regs.props.get(path) if isinstance(path, str) else None
+    state = regs.states.get(path) if isinstance(path, str) else None
+    if prop is not None:
+        setter = prop.set_callback
+    elif state is not None:
+        setter = state.set_callback
+    else:
+        raise RemoteError("path_not_found")
+    if setter is None:
+        raise RemoteError("not_implemented")
+    kwargs = {"token": token} if token is not None and accepts_token(setter) else {}
+    return setter, (value,), kwargs
+
+
+def serve_request(link: Link, tg: anyio.abc.TaskGroup, regs: Registrations, msg: m.Message) -> None:
+    """Answer one request the broker forwarded to this owner (called in the reader)."""
+    rid: int = msg.id  # type: ignore[union-attr]
+    try:
+        fn, args, kwargs = resolve(regs, msg)
+        if inspect.iscoroutinefunction(fn):
+            tg.start_soon(_finish, link, rid, fn(*args, **kwargs))
+            return
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            tg.start_soon(_finish, link, rid, result)
+            return
+        reply: m.ReplyOk | m.ReplyError = ok_reply(rid, result)
+    except Exception as exc:
+        reply = error_reply(rid, exc)
+    _send(link, rid, reply)
+
+
+async def _finish(link: Link, rid: int, pending: Awaitable[Any]) -> None:
+    try:
+        reply: m.ReplyOk | m.ReplyError = ok_reply(rid, await pending)
+    except Exception as exc:
+        reply = error_reply(rid, exc)
+    _send(link, rid, reply)
+
+
+def _send(link: Link, rid: int, reply: m.ReplyOk | m.ReplyError) -> None:
+    try:
+        link.send_nowait(reply)
+    except Exception as exc:  # too large for a frame: say so rather than leave it unanswered
+        link.send_nowait(error_reply(rid, exc))

@@ -22,11 +22,12 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from time import monotonic
 from typing import Any, TypeAlias
 
 import anyio
 
-from roost.client.core import ClientCore, margin
+from roost.client.core import ClientCore, keepalive_interval
 from roost.client.leases import Lease, LeaseWallet
 from roost.client.registrations import UNSENT, GuardEntry
 from roost.errors import (
@@ -48,11 +49,6 @@ log = logging.getLogger("roost.client")
 
 #: A lease, or a token map (for example a sub-lease token received from a holder).
 LeaseRef: TypeAlias = Lease | Mapping[str, Any]
-
-
-def _retain_interval(ttl: float) -> float:
-    """A third of the ttl, and short enough to land well before the local deadline."""
-    return min(ttl / 3, (ttl - margin(ttl)) / 2) if ttl > margin(ttl) else ttl / 4
 
 
 def _token_of(lease: LeaseRef) -> dict[str, Any]:
@@ -164,8 +160,14 @@ class LeaseVerbs(ClientCore):
             if isinstance(obj, dict) and obj.get("status") == "QUEUED":
                 queued.append(book.expect(obj.get("request")))
 
-        sent_at = anyio.current_time()
-        reply = await self._lease_request(m.LeaseAcquire, body, on_reply=on_reply)
+        sent_at = monotonic()
+        try:
+            reply = await self._lease_request(m.LeaseAcquire, body, on_reply=on_reply)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # cancelled: the broker may have queued or granted
+                with anyio.CancelScope(shield=True):
+                    await self._undo_acquire(body)
+            raise
         if reply.get("status") != "QUEUED":
             return self._granted(reply.get("lease"), sent_at, on_lost)
         wait_entry = queued[0]
@@ -178,7 +180,28 @@ class LeaseVerbs(ClientCore):
         outcome = wait_entry.outcome
         if isinstance(outcome, BaseException):
             raise outcome
-        return self._granted(outcome, anyio.current_time(), on_lost)
+        return self._granted(outcome, monotonic(), on_lost)
+
+    async def _undo_acquire(self, body: dict[str, Any]) -> None:
+        """Undo an acquire whose reply we stopped waiting for: the same key brings back the
+        same outcome (protocol.md E7), which is then returned or withdrawn."""
+        book = self._leases
+        queued: list[Any] = []
+
+        def on_reply(reply: m.Message) -> None:
+            obj = reply.value.obj if isinstance(reply, m.ReplyOk) else None
+            if isinstance(obj, dict) and obj.get("status") == "QUEUED":
+                queued.append(book.expect(obj.get("request")))
+
+        try:
+            with anyio.move_on_after(self.timeout.ping_timeout):
+                reply = await self._lease_request(m.LeaseAcquire, body, on_reply=on_reply)
+                if reply.get("status") == "QUEUED":
+                    await self._abandon_wait(reply.get("request"), queued[0])
+                else:
+                    await self._granted(reply.get("lease"), monotonic(), None).return_lease()
+        except Exception as exc:  # refused or disconnected: nothing is left to undo
+            log.debug("undoing an abandoned acquire failed: %r", exc)
 
     async def _abandon_wait(self, request: Any, wait_entry: Any) -> None:
         """Cancel a queued acquire whose waiter went away; return a grant that won the race."""
@@ -187,7 +210,7 @@ class LeaseVerbs(ClientCore):
                 await self.lease_cancel(request)
         except NotWaiting:
             if isinstance(wait_entry.outcome, dict):
-                lease = self._granted(wait_entry.outcome, anyio.current_time(), None)
+                lease = self._granted(wait_entry.outcome, monotonic(), None)
                 with anyio.move_on_after(self.timeout.ping_timeout):
                     await lease.return_lease()
         except Exception as exc:  # the connection may be gone: the wait died with it
@@ -223,7 +246,7 @@ class LeaseVerbs(ClientCore):
         }
         if ttl is not None:
             body["ttl"] = ttl
-        sent_at = anyio.current_time()
+        sent_at = monotonic()
         reply = await self._lease_request(m.LeaseTake, body)
         return self._granted(reply.get("lease"), sent_at, on_lost)
 
@@ -368,8 +391,9 @@ class LeaseVerbs(ClientCore):
         exception or cancellation).
 
         While held, pings go out at least every third of the server timeout and, with a ttl,
-        retains every third of the ttl. ``keep_running()`` (sync or async) is asked before each
-        retain; when it returns false or takes longer than a third of the ttl, retaining stops
+        retains every third of the ttl (sooner when the margin leaves less room, see
+        :func:`~roost.client.core.keepalive_interval`). ``keep_running()`` (sync or async) is asked
+        before each retain; when it returns false or takes longer than that, retaining stops
         and the lease expires. ``keep_running`` implies a ttl (the server timeout, or 30 s).
         The lease counts as lost a margin before the broker could end it, on a revocation push,
         or when the connection drops; then ``lease.lost`` is set, ``on_lost(lease)`` called,
@@ -429,8 +453,8 @@ class LeaseVerbs(ClientCore):
             if not (lease.ttl and retaining):
                 await lease.lost.wait()
                 break
-            interval = _retain_interval(lease.ttl)
-            wait = lease.retained_at + interval - anyio.current_time()
+            interval = keepalive_interval(lease.ttl)
+            wait = lease.retained_at + interval - monotonic()
             if wait > 0:
                 with anyio.move_on_after(wait):
                     await lease.lost.wait()

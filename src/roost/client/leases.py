@@ -17,17 +17,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from roost.errors import Disconnected, LeaseError, LeaseLost, lease_error_for
+from roost.errors import (
+    Disconnected,
+    InvalidLease,
+    LeaseError,
+    LeaseLost,
+    Older,
+    WrongEpoch,
+    lease_error_for,
+)
 from roost.protocol.tokens import Comparison, compare, newer, sublease
 
 if TYPE_CHECKING:
     from roost.client.lease_verbs import LeaseVerbs
 
-__all__ = ("Lease", "LeaseBook", "LeaseWallet", "WalletEntry", "WalletStatus")
+__all__ = ("Lease", "LeaseBook", "LeaseValidator", "LeaseWallet", "WalletEntry", "WalletStatus")
 
 log = logging.getLogger("roost.client")
 
@@ -67,7 +76,7 @@ class Lease:
         self.ended_reason: str | None = None
         self.on_lost: list[Callable[[Lease], Any]] = [on_lost] if on_lost is not None else []
         #: Monotonic send time of the last retain the broker accepted (the grant counts).
-        self.retained_at = anyio.current_time()
+        self.retained_at = monotonic()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -111,7 +120,7 @@ class Lease:
             LeaseError: refused (``REVOKED``, ``OLDER``...); the lease is then marked lost.
             Disconnected: the connection is gone (the lease is lost already).
         """
-        sent = anyio.current_time()
+        sent = monotonic()
         try:
             ttl_left = await self._client.lease_retain(self.token)
         except LeaseError as exc:
@@ -198,6 +207,56 @@ class LeaseWallet:
         self._entries[resource] = WalletEntry(status, token if isinstance(token, dict) else None)
 
 
+class LeaseValidator:
+    """Fencing for owners that check tokens themselves (protocol.md E5).
+
+    Per resource it remembers the newest token accepted. An incoming token is refused when it
+    compares ``OLDER`` or ``SUPER_LEASE`` to that one, or comes from an older epoch; it is
+    accepted and remembered when ``NEWER``, a ``SUB_LEASE`` (so a holder's ``[5, 1]``,
+    ``[5, 2]``... are ordered) or from a newer epoch; ``SAME`` is accepted. A validator fences
+    one device: use one per thing whose commands must not be applied out of order.
+    """
+
+    def __init__(self) -> None:
+        self._newest: dict[str, dict[str, Any]] = {}
+
+    def newest(self, resource: str) -> dict[str, Any] | None:
+        """The newest token accepted for ``resource``, if any."""
+        return self._newest.get(resource)
+
+    def check(self, token: Any) -> None:
+        """Accept ``token`` (and remember it if newer) or raise.
+
+        Raises:
+            InvalidLease: a malformed token. WrongEpoch: from an older broker epoch.
+            Older: a newer token of the same resource was accepted before.
+        """
+        verdict = compare(token, token)
+        if verdict is Comparison.INVALID:
+            raise InvalidLease({"status": "INVALID_LEASE"})
+        resource: str = token["resource"]
+        newest = self._newest.get(resource)
+        if newest is not None:
+            verdict = compare(token, newest)
+            if verdict is Comparison.DIFFERENT_EPOCHS:
+                if token["epoch"] < newest["epoch"]:
+                    raise WrongEpoch({"status": "WRONG_EPOCH"})
+                verdict = Comparison.NEWER
+            if verdict in (Comparison.OLDER, Comparison.SUPER_LEASE):
+                raise Older({"status": "OLDER"})
+            if verdict is Comparison.SAME:
+                return
+        self._newest[resource] = dict(token)
+
+    def accepts(self, token: Any) -> bool:
+        """:meth:`check` as a boolean."""
+        try:
+            self.check(token)
+        except LeaseError:
+            return False
+        return True
+
+
 class _Wait:
     """A queued acquire: its outcome arrives as a push."""
 
@@ -219,6 +278,8 @@ class LeaseBook:
         self.on_change: Callable[[], None] | None = None
         #: Runs a user callback outside the reader (the client's dispatcher).
         self.notify: Callable[..., None] = lambda fn, *args: None
+        #: Called with a grant nobody waits for (its acquire was abandoned): give it back.
+        self.orphan: Callable[[dict[str, Any]], None] = lambda grant: None
 
     @property
     def holding(self) -> bool:
@@ -300,6 +361,9 @@ class LeaseBook:
             return
         wait = self.waits.pop(body.get("request"), None)
         if wait is None:
+            grant = body.get("lease")
+            if kind == "granted" and isinstance(grant, dict):
+                self.orphan(grant)
             return
         if kind == "granted":
             grant = body.get("lease")

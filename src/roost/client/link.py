@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
 import anyio
@@ -67,11 +68,12 @@ class Link:
     def __init__(self, stream: anyio.abc.ByteStream, on_message: OnMessage) -> None:
         self.stream = stream
         self.conn = Connection(Role.CLIENT)
-        self._on_message = on_message
+        #: Receives every message that is not a reply (replaceable before the reader starts).
+        self.on_message = on_message
         self._waiters: dict[int, _Waiter] = {}
         self._hello: _Waiter | None = None
         self._out_send, self._out_recv = anyio.create_memory_object_stream[bytes](math.inf)
-        now = anyio.current_time()
+        now = monotonic()
         #: Monotonic time of the last frame queued for sending.
         self.last_send = now
         #: Send time of the most recent request whose reply arrived: the broker had heard from
@@ -100,7 +102,7 @@ class Link:
         if self.closed.is_set():
             return
         self._out_send.send_nowait(data)
-        self.last_send = anyio.current_time()
+        self.last_send = monotonic()
 
     async def request(
         self, make: Callable[[int], m.Message], on_reply: OnReply | None = None
@@ -127,7 +129,7 @@ class Link:
         if rid is None:
             raise RoostError("too many requests waiting for replies")
         msg = make(rid)
-        waiter = _Waiter(anyio.current_time(), on_reply)
+        waiter = _Waiter(monotonic(), on_reply)
         self.send_nowait(msg)
         self._waiters[rid] = waiter
         try:
@@ -150,7 +152,7 @@ class Link:
         """
         if self.closed.is_set():
             raise Disconnected(self._why())
-        waiter = self._hello = _Waiter(anyio.current_time())
+        waiter = self._hello = _Waiter(monotonic())
         self.send_nowait(msg)
         await waiter.event.wait()
         reply = waiter.reply
@@ -210,7 +212,7 @@ class Link:
                 waiter.reply = msg
                 waiter.event.set()
         else:
-            self._on_message(msg)
+            self.on_message(msg)
 
     # -- ending --------------------------------------------------------------------------------
 

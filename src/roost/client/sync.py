@@ -103,18 +103,22 @@ class SyncLease:
 
     @property
     def lease_id(self) -> Any:
+        """As :attr:`Lease.lease_id`."""
         return self.lease.lease_id
 
     @property
     def token(self) -> dict[str, Any]:
+        """As :attr:`Lease.token`."""
         return self.lease.token
 
     @property
     def resource(self) -> str:
+        """As :attr:`Lease.resource`."""
         return self.lease.resource
 
     @property
     def mode(self) -> str:
+        """As :attr:`Lease.mode`."""
         return self.lease.mode
 
     @property
@@ -124,6 +128,7 @@ class SyncLease:
 
     @property
     def lost_reason(self) -> str | None:
+        """As :attr:`Lease.lost_reason`."""
         return self.lease.lost_reason
 
     def check(self) -> None:
@@ -242,18 +247,22 @@ class SyncClient:
 
     @property
     def connected(self) -> bool:
+        """As :attr:`Client.connected`."""
         return self._client is not None and self._client.connected
 
     @property
     def client_id(self) -> Any:
+        """As :attr:`Client.client_id`."""
         return self.client.client_id
 
     @property
     def leases_available(self) -> bool:
+        """As :attr:`Client.leases_available`."""
         return self.client.leases_available
 
     @property
     def wallet(self) -> LeaseWallet:
+        """As :attr:`Client.wallet`."""
         return self.client.wallet
 
     def wait_for_connection(self, timeout: float | None = None) -> None:
@@ -265,17 +274,29 @@ class SyncClient:
 
         self._run(wait)
 
+    def ping(self, *, timeout: float | None = None) -> float:
+        """Ping the broker; the round trip in seconds."""
+        rtt: float = self._run(self.client.ping, timeout=timeout)
+        return rtt
+
     # -- ESHET verbs ---------------------------------------------------------------------------
 
     def action_register(
         self, path: str, callback: Callable[..., Any], *, lease: str | None = None
     ) -> None:
+        """Blocking :meth:`Client.action_register` (same arguments, results and errors)."""
         self._run(self.client.action_register, path, _threaded(callback), lease=lease)
 
     def action_call(
-        self, path: str, *args: Any, timeout: float | None = None, lease: LeaseRef | None = None
+        self,
+        path: str,
+        *args: Any,
+        timeout: float | None = None,
+        lease: LeaseRef | SyncLease | None = None,
     ) -> Any:
-        return self._run(self.client.action_call, path, *args, timeout=timeout, lease=lease)
+        """Blocking :meth:`Client.action_call` (same arguments, results and errors)."""
+        ref = None if lease is None else _unwrap(lease)
+        return self._run(self.client.action_call, path, *args, timeout=timeout, lease=ref)
 
     def prop_register(
         self,
@@ -285,6 +306,7 @@ class SyncClient:
         *,
         lease: str | None = None,
     ) -> None:
+        """Blocking :meth:`Client.prop_register` (same arguments, results and errors)."""
         self._run(
             self.client.prop_register,
             path,
@@ -294,12 +316,20 @@ class SyncClient:
         )
 
     def get(self, path: str, *, timeout: float | None = None) -> Any:
+        """Blocking :meth:`Client.get` (same arguments, results and errors)."""
         return self._run(self.client.get, path, timeout=timeout)
 
     def set(
-        self, path: str, value: Any, *, timeout: float | None = None, lease: LeaseRef | None = None
+        self,
+        path: str,
+        value: Any,
+        *,
+        timeout: float | None = None,
+        lease: LeaseRef | SyncLease | None = None,
     ) -> Any:
-        return self._run(self.client.set, path, value, timeout=timeout, lease=lease)
+        """Blocking :meth:`Client.set` (same arguments, results and errors)."""
+        ref = None if lease is None else _unwrap(lease)
+        return self._run(self.client.set, path, value, timeout=timeout, lease=ref)
 
     def event_register(self, path: str) -> Callable[[Any], None]:
         """Own an event; returns a blocking ``emit(value)`` function."""
@@ -311,9 +341,11 @@ class SyncClient:
         return emit
 
     def event_emit(self, path: str, value: Any = None, *, timeout: float | None = None) -> None:
+        """Blocking :meth:`Client.event_emit` (same arguments, results and errors)."""
         self._run(self.client.event_emit, path, value, timeout=timeout)
 
     def event_listen_cb(self, path: str, callback: Callable[[Any], Any]) -> None:
+        """Blocking :meth:`Client.event_listen_cb` (same arguments, results and errors)."""
         self._run(self.client.event_listen_cb, path, _threaded(callback))
 
     def event_listen(self, path: str) -> SyncSubscription:
@@ -328,15 +360,19 @@ class SyncClient:
         *,
         lease: str | None = None,
     ) -> None:
+        """Blocking :meth:`Client.state_register` (same arguments, results and errors)."""
         self._run(self.client.state_register, path, _threaded(set_callback), lease=lease)
 
     def state_changed(self, path: str, value: Any) -> None:
+        """Blocking :meth:`Client.state_changed` (same arguments, results and errors)."""
         self._run(self.client.state_changed, path, value)
 
     def state_unknown(self, path: str) -> None:
+        """Blocking :meth:`Client.state_unknown` (same arguments, results and errors)."""
         self._run(self.client.state_unknown, path)
 
     def state_observe(self, path: str, callback: Callable[[Any], Any] | None = None) -> Any:
+        """Blocking :meth:`Client.state_observe` (same arguments, results and errors)."""
         return self._run(self.client.state_observe, path, _threaded(callback))
 
     def state_observe_iter(self, path: str) -> SyncSubscription:
@@ -378,39 +414,48 @@ class SyncClient:
         return _SyncLeaseContext(portal, inner)
 
     def lease_acquire(self, resource: str, **options: Any) -> SyncLease:
+        """Blocking :meth:`Client.lease_acquire` (same arguments, results and errors)."""
         assert self._portal is not None
         return SyncLease(self._portal, self._run(self.client.lease_acquire, resource, **options))
 
     def lease_take(self, resource: str, reason: str, **options: Any) -> SyncLease:
+        """Blocking :meth:`Client.lease_take` (same arguments, results and errors)."""
         assert self._portal is not None
         lease = self._run(self.client.lease_take, resource, reason, **options)
         return SyncLease(self._portal, lease)
 
     def lease_return(self, lease: LeaseRef | SyncLease) -> None:
+        """Blocking :meth:`Client.lease_return` (same arguments, results and errors)."""
         self._run(self.client.lease_return, _unwrap(lease))
 
     def lease_retain(self, lease: LeaseRef | SyncLease) -> float | None:
+        """Blocking :meth:`Client.lease_retain` (same arguments, results and errors)."""
         ttl_left: float | None = self._run(self.client.lease_retain, _unwrap(lease))
         return ttl_left
 
     def lease_validate(
         self, lease: LeaseRef | SyncLease, resource: str | None = None
     ) -> dict[str, Any]:
+        """Blocking :meth:`Client.lease_validate` (same arguments, results and errors)."""
         status: dict[str, Any] = self._run(self.client.lease_validate, _unwrap(lease), resource)
         return status
 
     def lease_cancel(self, request: Any) -> None:
+        """Blocking :meth:`Client.lease_cancel` (same arguments, results and errors)."""
         self._run(self.client.lease_cancel, request)
 
     def lease_info(self, resource: str) -> dict[str, Any]:
+        """Blocking :meth:`Client.lease_info` (same arguments, results and errors)."""
         info: dict[str, Any] = self._run(self.client.lease_info, resource)
         return info
 
     def lease_list(self, prefix: str = "") -> list[dict[str, Any]]:
+        """Blocking :meth:`Client.lease_list` (same arguments, results and errors)."""
         resources: list[dict[str, Any]] = self._run(self.client.lease_list, prefix)
         return resources
 
     def guard(self, path: str, resource: str | None) -> None:
+        """Blocking :meth:`Client.guard` (same arguments, results and errors)."""
         self._run(self.client.guard, path, resource)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 __all__ = (
+    "MAX_RESOURCE",
     "RESERVED_SEGMENTS",
     "Comparison",
     "ancestors",
@@ -32,6 +33,9 @@ __all__ = (
 )
 
 _NAME: Final = re.compile(r"[A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)*")
+
+#: Longest resource name, in characters (so that every node under ``/meta/leases`` fits a frame).
+MAX_RESOURCE: Final = 1024
 
 #: Segments no resource may contain: they name the nodes under ``/meta/leases/<resource>/``.
 RESERVED_SEGMENTS: Final = frozenset({"holder", "events"})
@@ -51,11 +55,11 @@ class Comparison(enum.StrEnum):
 
 
 def valid_resource(name: object) -> bool:
-    """True if ``name`` is a str of ASCII ``[A-Za-z0-9_]`` segments joined by ``/``, none of them
-    ``holder`` or ``events`` (protocol.md E4). ``""``, ``"/lab"``, ``"lab//x"`` and
-    ``"lab/holder"`` are all invalid.
+    """True if ``name`` is a str of at most 1024 ASCII ``[A-Za-z0-9_]`` segment characters and
+    ``/`` separators, no segment ``holder`` or ``events`` (protocol.md E4). ``""``, ``"/lab"``,
+    ``"lab//x"``, ``"lab/holder"`` and a 1025-character name are all invalid.
     """
-    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+    if not isinstance(name, str) or len(name) > MAX_RESOURCE or _NAME.fullmatch(name) is None:
         return False
     return not any(segment in RESERVED_SEGMENTS for segment in name.split("/"))
 

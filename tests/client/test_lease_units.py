@@ -1,0 +1,73 @@
+"""Pure client-side lease pieces: the owner's validator, the wallet, the book of leases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from roost.client import LeaseValidator, LeaseWallet
+from roost.client.core import keepalive_interval, margin
+from roost.errors import InvalidLease, Older, WrongEpoch
+from roost.protocol.tokens import newer, sublease
+
+
+def token(*seq: int, epoch: int = 7, resource: str = "lab/arm") -> dict[str, Any]:
+    return {"epoch": epoch, "seq": list(seq), "resource": resource, "client_names": []}
+
+
+def test_validator_orders_grants_and_subleases() -> None:
+    """A later grant beats every earlier token; a holder's own sequence is ordered too."""
+    validator = LeaseValidator()
+    first = token(5)
+    validator.check(first)
+    validator.check(first)  # the same token again is fine
+    helper = sublease(first, "helper")
+    validator.check(helper)
+    validator.check(newer(helper))
+    with pytest.raises(Older):
+        validator.check(helper)  # older than [5, 1]
+    with pytest.raises(Older):
+        validator.check(first)  # a super-lease of the newest
+    validator.check(token(6))
+    assert validator.newest("lab/arm") == token(6)
+    assert not validator.accepts(newer(helper))
+    assert validator.accepts(token(1, resource="lab/other"))
+
+
+def test_validator_epochs_and_garbage() -> None:
+    """A newer epoch wins whatever its seq; an older one is refused; malformed tokens too."""
+    validator = LeaseValidator()
+    validator.check(token(50, epoch=1))
+    validator.check(token(1, epoch=2))
+    with pytest.raises(WrongEpoch):
+        validator.check(token(99, epoch=1))
+    with pytest.raises(InvalidLease):
+        validator.check({"epoch": 1, "seq": [], "resource": "lab/arm"})
+    with pytest.raises(InvalidLease):
+        validator.check("not a token")
+
+
+def test_wallet_never_downgrades_on_older_news() -> None:
+    """News about an older token is ignored; newer news replaces the entry."""
+    wallet = LeaseWallet()
+    assert wallet.status("lab/arm") == "not_managed"
+    wallet.record("lab/arm", "self_owner", token(5))
+    wallet.record("lab/arm", "revoked", token(4))
+    assert wallet.status("lab/arm") == "self_owner"
+    wallet.record("lab/arm", "other_owner", token(6))
+    entry = wallet.get("lab/arm")
+    assert entry is not None and entry.status == "other_owner" and entry.token == token(6)
+    assert len(wallet) == 1
+    assert wallet.snapshot()["lab/arm"] == entry
+
+
+@pytest.mark.parametrize("limit", [0.2, 0.5, 1, 2, 3, 10, 30, 3600])
+def test_keepalive_lands_before_the_local_deadline(limit: float) -> None:
+    """Keep-alives come at most every third of the limit, and two of them fit before the
+    local deadline (limit minus the margin of max(0.5 s, 10 %))."""
+    every = keepalive_interval(limit)
+    assert 0 < every <= limit / 3
+    if limit > margin(limit):
+        assert 2 * every <= limit - margin(limit)
+    assert margin(limit) == max(0.5, 0.1 * limit)
