@@ -14,6 +14,10 @@ Suites:
 - RSS per idle connection at 5,000 connections (a fresh broker process);
 - the same fan-out through the relay.
 
+Beside each saturated rate, "per CPU-s" divides the work done by the CPU time the server
+process used meanwhile: the rate one fully available core would sustain, which stays
+meaningful when other processes compete for the machine.
+
 Targets: fan-out to 1 listener >= 200,000/s and to 100 listeners >= 1,000,000/s (32 B);
 16-caller round trips >= 40,000/s; p99 < 1 ms at a paced 10,000 deliveries/s (1 listener);
 <= 3 KiB RSS per idle connection.
@@ -77,6 +81,12 @@ class Server:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         raise RuntimeError("no VmRSS")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def close(self) -> None:
         """Stop the process (stdin EOF, then a kill if it lingers)."""
@@ -258,15 +268,18 @@ def _paced_latency(
 
 
 def _fanout(
-    port: int, listeners: int, size: int, relay: bool, quick: bool
-) -> tuple[float, float, float]:
+    server: Server, listeners: int, size: int, relay: bool, quick: bool
+) -> tuple[float, float, float, float]:
     path = f"{EVENT_PATH}{listeners}_{size}"
-    emitter, socks = _setup_fanout(port, listeners, path, relay)
+    emitter, socks = _setup_fanout(server.port, listeners, path, relay)
     try:
         value = _value(size)
         notify = codec.encode(m.EventNotify(path, Value(value)))
         frame = notify if relay else codec.encode(m.EventEmit(1, path, Value(value)))
-        rate = _pump(emitter, socks, frame, len(notify), 0.4 if quick else 1.0)
+        duration = 0.4 if quick else 1.0
+        cpu = server.cpu_seconds()
+        rate = _pump(emitter, socks, frame, len(notify), duration)
+        per_cpu = rate * duration / max(server.cpu_seconds() - cpu, 0.01)
         head = bytes((0x33,)) + path.encode() + b"\0"
         if not relay:
             head = b"\x31\x00\x01" + path.encode() + b"\0"
@@ -274,7 +287,7 @@ def _fanout(
             emitter, socks, head, size, rate=10_000, duration=0.2 if quick else 0.5
         )
         p50, p99 = percentiles(samples)
-        return rate, p50, p99
+        return rate, per_cpu, p50, p99
     finally:
         for sock in (emitter, *socks):
             sock.close()
@@ -283,9 +296,11 @@ def _fanout(
 # -- action calls -------------------------------------------------------------------------------
 
 
-def _calls(port: int, callers: int, duration: float) -> tuple[float, float, float]:
+def _calls(server: Server, callers: int, duration: float) -> tuple[float, float, float, float]:
+    port = server.port
     owner = _client(port, m.ActionRegister(1, f"/bench/act{callers}"))
     socks = [_client(port) for _ in range(callers)]
+    cpu = server.cpu_seconds()
     call = codec.encode(m.ActionCall(1, f"/bench/act{callers}", Value(b"\x90")))
     selector = selectors.DefaultSelector()
     owner.setblocking(False)
@@ -329,22 +344,26 @@ def _calls(port: int, callers: int, duration: float) -> tuple[float, float, floa
         for sock in (owner, *socks):
             sock.close()
     elapsed = time.perf_counter() - start
+    per_cpu = len(samples) / max(server.cpu_seconds() - cpu, 0.01)
     p50, p99 = percentiles(samples)
-    return len(samples) / elapsed, p50, p99
+    return len(samples) / elapsed, per_cpu, p50, p99
 
 
 # -- states -------------------------------------------------------------------------------------
 
 
-def _states(port: int, observers: int, quick: bool) -> float:
+def _states(server: Server, observers: int, quick: bool) -> tuple[float, float]:
     path = "/bench/state"
-    owner = _client(port, m.StateRegister(1, path))
-    socks = [_client(port, m.StateObserve(1, path)) for _ in range(observers)]
+    owner = _client(server.port, m.StateRegister(1, path))
+    socks = [_client(server.port, m.StateObserve(1, path)) for _ in range(observers)]
     try:
         value = Value(_value(32))
         frame = codec.encode(m.StateChanged(1, path, value))
         note = codec.encode(m.StateNotify(path, value))
-        return _pump(owner, socks, frame, len(note), 0.4 if quick else 1.0)
+        duration = 0.4 if quick else 1.0
+        cpu = server.cpu_seconds()
+        rate = _pump(owner, socks, frame, len(note), duration)
+        return rate, rate * duration / max(server.cpu_seconds() - cpu, 0.01)
     finally:
         for sock in (owner, *socks):
             sock.close()
@@ -387,29 +406,32 @@ def run(quick: bool = False) -> None:
     relay = Server("benchmarks.relay")
     try:
         table = Table(
-            "event fan-out (deliveries/s at saturation; latency at a paced 10,000 deliveries/s)",
-            ["server", "listeners", "value", "deliveries/s", "p50 ms", "p99 ms"],
+            "event fan-out (deliveries/s at saturation, and per CPU-second of the server; "
+            "latency at a paced 10,000 deliveries/s)",
+            ["server", "listeners", "value", "deliveries/s", "per CPU-s", "p50 ms", "p99 ms"],
         )
         for name, server, is_relay in (("roost", broker, False), ("relay", relay, True)):
             for size in (32, 1024):
                 for listeners in (1, 10, 100):
-                    rate, p50, p99 = _fanout(server.port, listeners, size, is_relay, quick)
+                    rate, per_cpu, p50, p99 = _fanout(server, listeners, size, is_relay, quick)
                     table.add(
                         name,
                         listeners,
                         f"{size} B",
                         format_rate(rate),
+                        format_rate(per_cpu),
                         f"{p50:.3f}",
                         f"{p99:.3f}",
                     )
         table.print()
-        calls = Table("action round trips", ["callers", "calls/s", "p50 ms", "p99 ms"])
+        calls = Table("action round trips", ["callers", "calls/s", "per CPU-s", "p50 ms", "p99 ms"])
         for callers in (1, 16):
-            rate, p50, p99 = _calls(broker.port, callers, 0.5 if quick else 1.0)
-            calls.add(callers, format_rate(rate), f"{p50:.3f}", f"{p99:.3f}")
+            rate, per_cpu, p50, p99 = _calls(broker, callers, 0.5 if quick else 1.0)
+            calls.add(callers, format_rate(rate), format_rate(per_cpu), f"{p50:.3f}", f"{p99:.3f}")
         calls.print()
-        states = Table("state changes (32 B)", ["observers", "deliveries/s"])
-        states.add(100, format_rate(_states(broker.port, 100, quick)))
+        states = Table("state changes (32 B)", ["observers", "deliveries/s", "per CPU-s"])
+        rate, per_cpu = _states(broker, 100, quick)
+        states.add(100, format_rate(rate), format_rate(per_cpu))
         states.print()
     finally:
         broker.close()

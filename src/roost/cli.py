@@ -47,7 +47,6 @@ from roost.cli_output import (
     until_interrupted,
     verbose_note,
 )
-from roost.protocol import messages as m
 from roost.protocol.messages import Unknown
 
 if TYPE_CHECKING:
@@ -500,13 +499,6 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else format_value(value)
 
 
-async def _ping(client: Client) -> None:
-    """One protocol ping (0x09) and its ``ok nil`` answer."""
-    # Client has no public ping verb; this is its own request path, so the ping goes out on the
-    # live connection like any request and Disconnected/TimeoutError behave as for the others.
-    await client._call_ok(m.Ping)
-
-
 @cli.command()
 @_COUNT
 @click.option(
@@ -528,9 +520,7 @@ def ping(ctx: click.Context, count: int | None, interval: float) -> int:
     async def body() -> None:
         async with connected(settings) as client:
             for seq in range(1, total + 1):
-                start = anyio.current_time()
-                await answer(settings, _ping(client))
-                rtt_ms = (anyio.current_time() - start) * 1000
+                rtt_ms = await answer(settings, client.ping()) * 1000
                 out.record(
                     {"server": settings.address, "seq": seq, "rtt_ms": round(rtt_ms, 3)},
                     f"pong from {settings.address}: seq={seq} time={rtt_ms:.3f} ms",

@@ -339,8 +339,10 @@ async def connected(settings: Settings, **kwargs: Any) -> AsyncIterator[Client]:
         ConnectFailed: no connection (and hello) within the timeout.
     """
     # Entering the client opens its task group, so no cancel scope of ours may wrap the entry
-    # (scopes must nest); the client bounds the wait itself with connect_timeout.
+    # (scopes must nest); the client bounds the wait itself with connect_timeout. A refused
+    # connection fails at once, as in other command line clients, instead of being retried.
     kwargs.setdefault("connect_timeout", settings.timeout)
+    kwargs.setdefault("retry_first_connect", False)
     async with open_client(settings, **kwargs) as client:
         yield client
 
@@ -467,7 +469,15 @@ def exit_code_for(exc: BaseException, settings: Settings) -> tuple[int, str]:
         return EXIT_REMOTE, text
     if isinstance(exc, errors.LeaseLost):
         return EXIT_REMOTE, f"lease lost ({exc.reason})"
-    if isinstance(exc, errors.ConnectFailed | ConnectionRefusedError):
+    if isinstance(exc, errors.ConnectFailed):
+        # The client's message repeats the address; its cause says why in a few words.
+        cause = exc.__cause__
+        if cause is None:
+            return EXIT_CONNECT, f"cannot connect to {address} within {settings.timeout:g} s"
+        from roost.client.reconnect import describe_failure  # noqa: PLC0415
+
+        return EXIT_CONNECT, f"cannot connect to {address}: {describe_failure(cause)}"
+    if isinstance(exc, ConnectionRefusedError):
         return EXIT_CONNECT, f"cannot connect to {address}: {_reason(exc)}"
     if isinstance(exc, errors.ConnectionClosed):
         return EXIT_CONNECT, f"connection to {address} lost: {_reason(exc)}"

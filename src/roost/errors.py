@@ -10,7 +10,7 @@
     ├── ConnectionClosed          the connection is gone
     │   └── Disconnected          a request was in flight when the connection was lost
     ├── ConnectFailed             could not reach the broker (also an OSError)
-    ├── RemoteError               the peer answered with an error reply; ``.value`` is the wire value
+    ├── RemoteError               an error reply from the peer; ``.value`` is the wire value
     │   └── LeaseError            an extension reply with a lease ``status``
     │       ├── AlreadyClaimed, NotHolder, NotWaiting, NoLease, Older, Revoked,
     │       ├── WrongEpoch, InvalidLease, Unmanaged, TimeoutRequired,

@@ -1,4 +1,4 @@
-"""A naive model of the lease table (leases.md §3), for the stateful test to compare against.
+"""A naive model of the lease table (protocol.md E4-E9), for the stateful test to compare with.
 
 Everything is a list or a dict and every question is a full scan; nothing is shared with the
 implementation except the token helpers (which have their own tests).

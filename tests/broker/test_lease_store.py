@@ -1,4 +1,4 @@
-"""Epoch and root persistence in the state directory (leases.md §3.8, conformance L18)."""
+"""Epoch and root persistence in the state directory (protocol.md E4, case L18)."""
 
 from __future__ import annotations
 

@@ -467,3 +467,16 @@ async def test_lease_events_cannot_be_forged_before_first_use(broker_thread: Bro
                 rid, "not_owner"
             )
         await p.expect_silence(0.2)
+
+
+async def test_only_resource_nodes_under_meta_leases(broker_thread: BrokerThread) -> None:
+    """E10: observes under /meta/leases must name a resource's holder or events node."""
+    async with await connect(broker_thread.port) as p:
+        for path in ("/meta/leases/x/events/holder", "/meta/leases/x/holder/holder"):
+            rid = p.next_id()
+            assert await p.request(m.StateObserve(rid, path)) == err(rid, "path_already_exists")
+        rid = p.next_id()
+        assert await p.request(m.EventListen(rid, "/meta/leases/x/holder")) == err(
+            rid, "path_already_exists"
+        )
+        assert await observe_holder(p, "x") == m.ReplyStateUnknown(p._next_id - 1)

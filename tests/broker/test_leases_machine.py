@@ -1,4 +1,4 @@
-"""Stateful test: the lease table against a naive model, invariants after every step (§6.2)."""
+"""Stateful test: the lease table against a naive model, invariants after every step."""
 
 from __future__ import annotations
 

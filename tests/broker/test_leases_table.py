@@ -1,4 +1,4 @@
-"""The lease table, rule by rule (leases.md §3, protocol.md E4-E9, conformance L3-L28)."""
+"""The lease table, rule by rule (protocol.md E4-E9, cases L3-L28)."""
 
 from __future__ import annotations
 
@@ -540,7 +540,7 @@ def test_list_and_holder_state_fit_a_frame() -> None:
 
 
 def test_shutdown_pushes_restart() -> None:
-    """Invariant 15: a graceful stop pushes restart to each open holder; waits vanish silently."""
+    """E8: a graceful stop pushes restart to each open holder; waits vanish silently."""
     h = Harness()
     h.connect("A", "B")
     h.acquire("A", R)
@@ -563,7 +563,7 @@ def test_wall_clock_is_display_only() -> None:
 
 
 def test_exclusive_waiter_timeout_wakes_shared_waiters() -> None:
-    """§6.3 lost wake-up: when an exclusive waiter times out, the sharers behind it are granted."""
+    """Lost wake-up: when an exclusive waiter times out, the sharers behind it are granted."""
     h = Harness()
     h.connect("A", "X", "B", "C")
     h.acquire("A", R, mode="shared")
@@ -592,7 +592,7 @@ def test_key_of_an_ended_outcome_starts_afresh() -> None:
 
 
 def test_two_grants_differ() -> None:
-    """§6.3: two grants in one process have different lease ids, tokens and start times."""
+    """Two grants in one process have different lease ids, tokens and start times."""
     h = Harness()
     h.connect("A", "B")
     a = h.acquire("A", "r1")["lease"]
@@ -600,3 +600,30 @@ def test_two_grants_differ() -> None:
     b = h.acquire("B", "r2")["lease"]
     assert a["lease_id"] != b["lease_id"] and a["token"] != b["token"]
     assert a["since"] != b["since"]
+
+
+def test_huge_client_id_still_fits_frames() -> None:
+    """D20: a client id of 40 kB keeps events and pushes within a frame (holder/by left out)."""
+    from roost.broker.lease_types import Event
+    from roost.protocol.values import pack
+
+    h = Harness()
+    h.table.connect("A", "a" * 40_000, 5.0, h.now)
+    h.connect("B")
+    a = token_of(h.acquire("A", R))
+    (granted,) = [e for e in h.fx if isinstance(e, Event)]
+    assert "holder" not in granted.value and granted.value["token"] == a
+    assert len(pack(h.states()[R])) < 65_000
+    h.table.connect("C", "c" * 40_000, 5.0, h.now)
+    h.take("C", "lab")
+    (push,) = h.pushes("A")
+    assert "by" not in push.body and push.body["new_token"]["resource"] == "lab"
+    assert all(len(pack(e.value)) < 65_000 for e in h.fx if isinstance(e, Event))
+
+
+def test_long_resource_names_are_invalid() -> None:
+    """Names longer than 1024 characters are INVALID_RESOURCE (every lease node fits a frame)."""
+    h = Harness()
+    h.connect("A")
+    assert h.acquire("A", "a" * 1024)["status"] == "OK"
+    assert h.acquire("A", "a" * 1025)["status"] == "INVALID_RESOURCE"

@@ -30,6 +30,8 @@ class Proxy:
         self.accepted = 0
         #: Close new connections at once (the broker looks down).
         self.refuse = False
+        #: Close this many of the next new connections at once, then forward again.
+        self.refuse_next = 0
         self._pairs: list[_Pair] = []
 
     def stall(self) -> None:
@@ -57,7 +59,8 @@ class Proxy:
 
     async def _handle(self, client: anyio.abc.SocketStream) -> None:
         self.accepted += 1
-        if self.refuse:
+        if self.refuse or self.refuse_next > 0:
+            self.refuse_next = max(0, self.refuse_next - 1)
             await client.aclose()
             return
         pair = _Pair(client)

@@ -63,7 +63,7 @@ def test_invalid_resource_names(name: object) -> None:
 
 
 def test_hierarchy_helpers() -> None:
-    """covers/overlaps work by segments, not by string prefix (leases.md §3.1)."""
+    """covers/overlaps work by segments, not by string prefix (protocol.md E4)."""
     assert list(ancestors("a/b/c")) == ["a/b", "a"]
     assert list(ancestors("a")) == []
     assert covers("lab", "lab/arm") and covers("lab", "lab")
@@ -134,7 +134,7 @@ seqs = st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=4)
 
 @given(seqs, seqs)
 def test_compare_algebra(a: list[int], b: list[int]) -> None:
-    """L20 / invariant 17: NEWER mirrors OLDER, SUB mirrors SUPER, SAME iff equal."""
+    """Case L20: NEWER mirrors OLDER, SUB mirrors SUPER, SAME iff equal."""
     ab, ba = compare(tok(a), tok(b)), compare(tok(b), tok(a))
     mirror = {
         C.NEWER: C.OLDER,

@@ -1,4 +1,4 @@
-"""The lease table's invariants (leases.md §6.2), asserted on its live structures.
+"""The lease table's invariants (docs/explanation/leases.md), asserted on its live structures.
 
 Rules of this module:
 
@@ -28,11 +28,11 @@ def _check(cond: bool, message: str) -> None:
 
 
 def check_invariants(table: TableCore) -> None:
-    """Assert leases.md §6.2 invariants 1-4, 8 and 20 plus the table's index consistency."""
+    """Assert invariants 1-4, 7, 8 and 14 of docs/explanation/leases.md and index consistency."""
     now = table._clock
     active = [x for rec in table._records.values() for x in rec.active.values()]
     ids = [x.lease_id for x in active]
-    _check(len(ids) == len(set(ids)), "20: two active leases share a lease_id")
+    _check(len(ids) == len(set(ids)), "14: two active leases share a lease_id")
     for x in active:
         _check(x.active, f"7: lease {x.lease_id} in a record but ended")
         _check(x.root < table._roots.peek, "3: an active root was never handed out")
@@ -83,6 +83,6 @@ def check_invariants(table: TableCore) -> None:
         if not held_back:
             _check(
                 bool(table._conflicts(w.resource, w.mode)),
-                f"8b: wait {w.request} on {w.resource} is grantable but waits",
+                f"8: wait {w.request} on {w.resource} is grantable but waits",
             )
         pending.append((w.resource, w.mode))

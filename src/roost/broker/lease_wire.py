@@ -72,7 +72,7 @@ def _acquire(body: dict[str, Any]) -> dict[str, Any]:
     mode = body.get("mode", "exclusive")
     if mode is None:
         mode = "exclusive"
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise BadArgs("'mode' must be 'exclusive' or 'shared'")
     wait = body.get("wait", 0)
     if wait is None:

@@ -1,4 +1,4 @@
-"""The lease table: who holds which resource, who waits, and every transition (leases.md §3, §5).
+"""The lease table: who holds which resource, who waits, and every transition (protocol.md E4-E9).
 
 Rules of this module:
 
@@ -47,6 +47,23 @@ from roost.protocol.tokens import overlaps, valid_resource
 __all__ = ("DEFAULT_MAX_RESOURCES", "DEFAULT_TTL_MAX", "LeaseTable")
 
 _NO_IDENTITY: Final = Identity()
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _bad_acquire_args(mode: object, wait: object, key: object) -> str | None:
+    """What is wrong with these acquire arguments (callers that skip the wire parser), if any."""
+    if not isinstance(mode, str) or mode not in MODES:
+        return "mode must be 'exclusive' or 'shared'"
+    if not _number(wait) or wait != wait:  # noqa: PLR0124 (NaN never equals itself)
+        return "wait must be a number"
+    if key is not None and not isinstance(key, str):
+        return "key must be a str"
+    return None
+
+
 _status = status
 
 
@@ -164,7 +181,7 @@ class LeaseTable(TableCore):
             self._fx.append(Close(c.conn, "timeout"))
             self._serve(now)
             return _status("unregistered")
-        if ttl is not None and not 0 < ttl <= self.ttl_max:
+        if ttl is not None and (not _number(ttl) or not 0 < ttl <= self.ttl_max):
             return _status("bad_args", reason=f"ttl must be > 0 and at most {self.ttl_max}")
         if identity.too_long():
             return _status("bad_args", reason="name, user, host or note too long")
@@ -216,8 +233,10 @@ class LeaseTable(TableCore):
         key: str | None,
     ) -> Reply:
         c = self._conns.get(conn)
-        if mode not in MODES and c is not None:
-            return _status("bad_args", reason="mode must be 'exclusive' or 'shared'")
+        if c is not None:
+            problem = _bad_acquire_args(mode, wait, key)
+            if problem is not None:
+                return _status("bad_args", reason=problem)
         err = self._check_request(c, resource, ttl, identity, now)
         if err is not None:
             return err
@@ -437,13 +456,15 @@ class LeaseTable(TableCore):
             return _status("INVALID_RESOURCE"), self._finish()
         return q.fit_reply(_status("OK", info=q.info(self, resource))), self._finish()
 
-    def list(self, now: float, prefix: str = "", after: str | None = None) -> tuple[Reply, Effects]:
+    def list(self, now: float, prefix: object = "", after: object = None) -> tuple[Reply, Effects]:
         """``OK`` + ``resources`` (the info of each resource at or below ``prefix`` with holders
         or waiters, in name order, after ``after``) + ``more`` (true when cut to fit a frame);
         ``INVALID_RESOURCE`` for a bad prefix."""
         self._begin(now)
-        if prefix and not valid_resource(prefix):
+        if not isinstance(prefix, str) or (prefix != "" and not valid_resource(prefix)):
             return _status("INVALID_RESOURCE"), self._finish()
+        if after is not None and not isinstance(after, str):
+            return _status("bad_args", reason="after must be a str"), self._finish()
         return q.listing(self, prefix, after), self._finish()
 
     def held_by(self, conn: Hashable) -> int:
@@ -461,7 +482,7 @@ class LeaseTable(TableCore):
         return out
 
     def check_invariants(self) -> None:
-        """Assert the invariants of leases.md §6.2 on the live structures (O(n); for tests).
+        """Assert the invariants of docs/explanation/leases.md on the live structures (for tests).
 
         Raises:
             AssertionError: an invariant does not hold.

@@ -26,6 +26,7 @@ from roost.broker.hooks import ServerHooks
 from roost.broker.session import Session
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node, Tree
 from roost.protocol import messages as m
+from roost.protocol.tokens import valid_resource
 from roost.protocol.values import Value, pack
 
 __all__ = ("Router", "ServerHooks")
@@ -390,7 +391,8 @@ class Router:
         if not path.startswith(_RESERVED_PREFIX):
             return path != "/meta/leases"
         tail = "/holder" if kind is STATE else "/events"
-        return path.endswith(tail) and len(path) > len(_RESERVED_PREFIX) + len(tail)
+        # The middle must be a resource name, so no such node can block one the broker needs.
+        return path.endswith(tail) and valid_resource(path[len(_RESERVED_PREFIX) : -len(tail)])
 
     # -- actions and props ---------------------------------------------------------------------
 

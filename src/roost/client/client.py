@@ -108,6 +108,12 @@ class Client(LeaseVerbs):
         on_disconnect: called after each connection loss.
         backoff: reconnect delays (:class:`Backoff`, default 0.1 s growing to 10 s).
         connect_timeout: how long entering waits for the first connection (``None``: forever).
+            This is the way to bound the entry: entering opens the client's task group, so it
+            cannot be wrapped in an ``anyio.fail_after`` that ends before the block.
+        retry_first_connect: ``True`` (default) retries a failed first attempt with backoff
+            until ``connect_timeout``; ``False`` makes entering raise ``ConnectFailed`` as soon
+            as the first attempt fails (refused, unreachable, unknown host, no hello), as
+            command line tools do. Later losses are always retried.
 
     Raises:
         ValueError: a malformed ``server``.

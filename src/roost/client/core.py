@@ -38,7 +38,7 @@ from roost.client.config import (
 from roost.client.inbound import call_user, serve_request
 from roost.client.leases import Lease, LeaseBook
 from roost.client.link import Link
-from roost.client.reconnect import Backoff, is_retryable
+from roost.client.reconnect import Backoff, describe_failure, is_retryable
 from roost.client.registrations import Kind, Registrations
 from roost.errors import ConnectFailed, ConnectionClosed, Disconnected, NoLease, RemoteError
 from roost.protocol import messages as m
@@ -79,6 +79,7 @@ class ClientCore:
         on_disconnect: Hook | None = None,
         backoff: Backoff | None = None,
         connect_timeout: float | None = 10.0,
+        retry_first_connect: bool = True,
     ) -> None:
         self.base = normalise_base(base)
         self.server = server if server is not None else default_server()
@@ -86,6 +87,7 @@ class ClientCore:
         self.timeout = timeout if timeout is not None else TimeoutConfig()
         self.backoff = backoff if backoff is not None else Backoff()
         self.connect_timeout = connect_timeout
+        self.retry_first_connect = retry_first_connect
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self._client_id: Value | None = None if client_id is None else Value.of(client_id)
@@ -95,6 +97,7 @@ class ClientCore:
         self._link_tg: anyio.abc.TaskGroup | None = None
         self._gen = 0
         self._connected = False
+        self._ever_connected = False
         self._closed = False
         self._fatal: BaseException | None = None
         self._last_error: BaseException | None = None
@@ -104,6 +107,7 @@ class ClientCore:
         self._ping_wakeup = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._notify_send: MemoryObjectSendStream[_Job] | None = None
+        self._notify_recv: MemoryObjectReceiveStream[_Job] | None = None
         self._subscriptions: set[Any] = set()
         self._leases.notify = self._notify
         self._leases.on_change = self._leases_changed
@@ -157,14 +161,21 @@ class ClientCore:
     async def __aenter__(self) -> Self:
         """Start the connection task and wait for the first connection.
 
+        The client's tasks live in a task group opened here and closed by ``__aexit__``, so
+        entering must not be wrapped in a cancel scope that ends before the ``async with``
+        block (``anyio.fail_after`` around the entry alone): anyio refuses scopes that do not
+        nest. Bound the wait with ``connect_timeout`` instead. Cancelling the entry closes
+        the client and propagates the cancellation.
+
         Raises:
-            ConnectFailed: no connection within ``connect_timeout`` seconds (``None``: no limit).
+            ConnectFailed: no connection within ``connect_timeout`` seconds (``None``: no
+                limit), or, with ``retry_first_connect=False``, the first attempt failed.
             ConnectionClosed: a fatal error ended the connection task.
         """
         if self._tg is not None or self._closed:
             raise RuntimeError("a Client can be entered only once")
         send, receive = anyio.create_memory_object_stream[_Job](math.inf)
-        self._notify_send = send
+        self._notify_send, self._notify_recv = send, receive
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -176,12 +187,19 @@ class ClientCore:
                 await self.wait_for_connection()
         except BaseException as exc:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, ConnectionClosed) and isinstance(self._fatal, ConnectFailed):
+                raise self._fatal from self._last_error
             if isinstance(exc, TimeoutError):
-                raise ConnectFailed(
-                    f"could not connect to {self.host}:{self.port}: {self._last_error}"
-                ) from self._last_error
+                raise self._connect_failed(self._last_error) from self._last_error
             raise
         return self
+
+    def _connect_failed(self, error: BaseException | None) -> ConnectFailed:
+        if error is None:
+            reason = f"no connection within {self.connect_timeout:g} s"
+        else:
+            reason = describe_failure(error)
+        return ConnectFailed(f"could not connect to {self.host}:{self.port}: {reason}")
 
     async def __aexit__(
         self,
@@ -200,8 +218,11 @@ class ClientCore:
         if self._link is not None:
             self._link.close()
         await tg.__aexit__(None, None, None)
-        if self._notify_send is not None:
-            self._notify_send.close()
+        # Both ends, also when the dispatcher was cancelled before it ever ran (and so never
+        # closed its end): an unclosed stream warns when collected.
+        for stream in (self._notify_send, self._notify_recv):
+            if stream is not None:
+                stream.close()
         for sub in list(self._subscriptions):
             sub.close()
         self._bump()
@@ -219,6 +240,7 @@ class ClientCore:
         if connected == self._connected:
             return
         self._connected = connected
+        self._ever_connected |= connected
         self._bump()
         hook = self.on_connect if connected else self.on_disconnect
         if hook is not None and not self._closed:
@@ -239,6 +261,11 @@ class ClientCore:
                 if ready:
                     attempt = 0
             self._last_error = error
+            if not self._ever_connected and not self.retry_first_connect:
+                # The caller asked to hear at once that nobody answers (a command line tool).
+                self._fatal = self._connect_failed(error)
+                self._bump()
+                return
             if not is_retryable(error):
                 log.error("roost client stopped: %r", error)
                 self._fatal = error

@@ -14,11 +14,9 @@ Rules of this module:
 
 from __future__ import annotations
 
-import getpass
 import inspect
 import logging
 import os
-import secrets
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -95,6 +93,8 @@ class LeaseVerbs(ClientCore):
         return obj
 
     def _identity(self, note: str, name: str | None) -> dict[str, Any]:
+        import getpass  # noqa: PLC0415 (only lease verbs need it; keeps start-up short)
+
         try:
             user = getpass.getuser()
         except Exception:  # no user name in this environment
@@ -147,7 +147,7 @@ class LeaseVerbs(ClientCore):
             "resource": resource,
             "mode": "shared" if shared else "exclusive",
             "wait": -1 if wait is None else wait,
-            "key": key if key is not None else secrets.token_hex(16),
+            "key": key if key is not None else os.urandom(16).hex(),
             **self._identity(note, name),
         }
         if ttl is not None:
@@ -386,6 +386,7 @@ class LeaseVerbs(ClientCore):
         on_lost: Callable[[Lease], Any] | None = None,
         name: str | None = None,
         cancel_on_loss: bool = True,
+        timeout: float | None = None,
     ) -> AsyncIterator[Lease]:
         """Hold ``resource`` for the body: acquire on entry, return on exit (also after an
         exception or cancellation).
@@ -399,15 +400,22 @@ class LeaseVerbs(ClientCore):
         or when the connection drops; then ``lease.lost`` is set, ``on_lost(lease)`` called,
         and (``cancel_on_loss``) the body is cancelled and ``LeaseLost`` raised from the block.
 
+        ``timeout`` bounds the acquire, queueing included (``None``: only ``wait`` bounds it).
+        Use it rather than an ``anyio.fail_after`` around the entry: the body runs in a cancel
+        scope of its own, so the entry cannot sit in a scope that ends before the block.
+
         Raises:
             LeaseLost: the lease was lost while the body ran (with ``cancel_on_loss``).
+            TimeoutError: not acquired within ``timeout`` seconds (the queued wait is
+                withdrawn, and a grant that raced it is returned).
             The acquire errors of :meth:`lease_acquire`.
         """
         if keep_running is not None and ttl is None:
             ttl = float(self.timeout.server_timeout or 30)
-        lease = await self.lease_acquire(
-            resource, shared=shared, wait=wait, ttl=ttl, note=note, name=name, on_lost=on_lost
-        )
+        with anyio.fail_after(timeout):
+            lease = await self.lease_acquire(
+                resource, shared=shared, wait=wait, ttl=ttl, note=note, name=name, on_lost=on_lost
+            )
         body_scope = anyio.CancelScope()
         keeper_scope = anyio.CancelScope()
         cancelled_by_loss = False

@@ -9,6 +9,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import anyio
 
 from roost.errors import ConnectionClosed, LocalProtocolError, ProtocolError
 
-__all__ = ("Backoff", "is_retryable")
+__all__ = ("Backoff", "describe_failure", "is_retryable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +85,27 @@ def is_retryable(exc: BaseException) -> bool:
             anyio.ClosedResourceError,
         ),
     )
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A short reason for a failed connection attempt, for one-line messages.
+
+    An ``OSError`` with an errno reads as the system's text for it (``connection refused``,
+    ``name or service not known``);
+    anyio's "All connection attempts failed" is replaced by the reason of the first attempt
+    it wraps (its cause, or the first of a group of causes).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno:
+            # asyncio's own text names the address again; the errno's text is the reason. A
+            # resolver error has a negative errno and its own text.
+            text = os.strerror(current.errno) if current.errno > 0 else current.strerror
+            return str(text or current).lower()
+        cause = current.__cause__
+        if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]
+        current = cause
+    return str(exc) or type(exc).__name__

@@ -13,7 +13,6 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from roost.protocol.messages import Unknown
@@ -55,63 +54,103 @@ class Subscriber(Protocol):
         """Take one value (a state's may be ``Unknown``); must not block or raise."""
 
 
-@dataclass(slots=True)
-class ActionEntry:
+# Plain slotted classes rather than dataclasses: every ``roost`` command imports this module,
+# and building dataclasses at import costs start-up time for nothing used here.
+
+
+class _Entry:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        names: tuple[str, ...] = type(self).__slots__
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({fields})"
+
+
+class ActionEntry(_Entry):
     """An action this client owns."""
 
-    callback: Callable[..., Any]
-    gen: int = UNSENT
+    __slots__ = ("callback", "gen")
+
+    def __init__(self, callback: Callable[..., Any], gen: int = UNSENT) -> None:
+        self.callback = callback
+        self.gen = gen
 
 
-@dataclass(slots=True)
-class PropEntry:
+class PropEntry(_Entry):
     """A prop this client owns."""
 
-    get_callback: Callable[[], Any]
-    set_callback: Callable[[Any], Any] | None
-    gen: int = UNSENT
+    __slots__ = ("gen", "get_callback", "set_callback")
+
+    def __init__(
+        self,
+        get_callback: Callable[[], Any],
+        set_callback: Callable[[Any], Any] | None,
+        gen: int = UNSENT,
+    ) -> None:
+        self.get_callback = get_callback
+        self.set_callback = set_callback
+        self.gen = gen
 
 
-@dataclass(slots=True)
-class EventEntry:
+class EventEntry(_Entry):
     """An event this client owns."""
 
-    gen: int = UNSENT
+    __slots__ = ("gen",)
+
+    def __init__(self, gen: int = UNSENT) -> None:
+        self.gen = gen
 
 
-@dataclass(slots=True)
-class StateEntry:
+class StateEntry(_Entry):
     """A state this client owns, with its last value (replayed after the registration)."""
 
-    set_callback: Callable[[Any], Any] | None
-    value: Value | None = None  # None: unknown
-    gen: int = UNSENT
-    value_gen: int = UNSENT
+    __slots__ = ("gen", "set_callback", "value", "value_gen")
+
+    def __init__(
+        self,
+        set_callback: Callable[[Any], Any] | None,
+        value: Value | None = None,  # None: unknown
+        gen: int = UNSENT,
+        value_gen: int = UNSENT,
+    ) -> None:
+        self.set_callback = set_callback
+        self.value = value
+        self.gen = gen
+        self.value_gen = value_gen
 
 
-@dataclass(slots=True)
-class ListenEntry:
+class ListenEntry(_Entry):
     """Local listeners of one event path (the broker knows only one listen per connection)."""
 
-    subscribers: list[Subscriber] = field(default_factory=list)
-    gen: int = UNSENT
+    __slots__ = ("gen", "subscribers")
+
+    def __init__(self, subscribers: list[Subscriber] | None = None, gen: int = UNSENT) -> None:
+        self.subscribers: list[Subscriber] = [] if subscribers is None else subscribers
+        self.gen = gen
 
 
-@dataclass(slots=True)
-class ObserveEntry:
+class ObserveEntry(_Entry):
     """Local observers of one state path and its latest value as seen by this client."""
 
-    subscribers: list[Subscriber] = field(default_factory=list)
-    value: Any = Unknown
-    gen: int = UNSENT
+    __slots__ = ("gen", "subscribers", "value")
+
+    def __init__(
+        self, subscribers: list[Subscriber] | None = None, value: Any = Unknown, gen: int = UNSENT
+    ) -> None:
+        self.subscribers: list[Subscriber] = [] if subscribers is None else subscribers
+        self.value = value
+        self.gen = gen
 
 
-@dataclass(slots=True)
-class GuardEntry:
+class GuardEntry(_Entry):
     """A lease guard on a node this client owns."""
 
-    resource: str
-    gen: int = UNSENT
+    __slots__ = ("gen", "resource")
+
+    def __init__(self, resource: str, gen: int = UNSENT) -> None:
+        self.resource = resource
+        self.gen = gen
 
 
 class Registrations:

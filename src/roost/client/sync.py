@@ -180,6 +180,7 @@ class SyncClient:
         on_disconnect: Callable[[], Any] | None = None,
         backoff: Backoff | None = None,
         connect_timeout: float | None = 10.0,
+        retry_first_connect: bool = True,
         backend: str = "asyncio",
     ) -> None:
         self._options: dict[str, Any] = {
@@ -191,6 +192,7 @@ class SyncClient:
             "on_disconnect": _threaded(on_disconnect),
             "backoff": backoff,
             "connect_timeout": connect_timeout,
+            "retry_first_connect": retry_first_connect,
         }
         self._backend = backend
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
@@ -393,6 +395,7 @@ class SyncClient:
         keep_running: Callable[[], Any] | None = None,
         on_lost: Callable[[Lease], Any] | None = None,
         name: str | None = None,
+        timeout: float | None = None,
     ) -> AbstractContextManager[SyncLease]:
         """Hold ``resource`` for a ``with`` block (see :meth:`Client.lease`). A blocking body
         cannot be cancelled: check ``lease.check()`` or ``lease.is_lost`` in it."""
@@ -409,6 +412,7 @@ class SyncClient:
                 on_lost=_threaded(on_lost),
                 name=name,
                 cancel_on_loss=False,
+                timeout=timeout,
             )
         )
         return _SyncLeaseContext(portal, inner)
