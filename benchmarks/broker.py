@@ -14,6 +14,9 @@ Suites:
 - RSS per idle connection at 5,000 connections (a fresh broker process);
 - the same fan-out through the relay.
 
+Every broker figure is measured on asyncio's own event loop and, when installed, on uvloop (the
+default of ``roost serve``); the relay runs on asyncio's loop.
+
 Beside each saturated rate, "per CPU-s" divides the work done by the CPU time the server
 process used meanwhile: the rate one fully available core would sustain, which stays
 meaningful when other processes compete for the machine.
@@ -26,6 +29,7 @@ Targets: fan-out to 1 listener >= 200,000/s and to 100 listeners >= 1,000,000/s 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import resource
@@ -100,9 +104,11 @@ class Server:
         self.proc.stdout.close()
 
 
-def _serve() -> None:
-    """Entry point of the broker process: serve on port 0, print the port, stop at stdin EOF."""
+def _serve(loop: str) -> None:
+    """Entry point of the broker process: serve on port 0 on the ``loop`` kind of event loop,
+    print the port, stop at stdin EOF."""
     from roost.broker import Broker
+    from roost.broker.run import loop_factory
 
     _raise_nofile()
     logging.disable(logging.CRITICAL)
@@ -112,7 +118,13 @@ def _serve() -> None:
             print(broker.port, flush=True)
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        runner.run(main())
+
+
+def _loops() -> list[str]:
+    """The event loops to measure: asyncio's own, and uvloop when installed."""
+    return ["asyncio"] if importlib.util.find_spec("uvloop") is None else ["asyncio", "uvloop"]
 
 
 # -- raw client helpers -------------------------------------------------------------------------
@@ -372,9 +384,9 @@ def _states(server: Server, observers: int, quick: bool) -> tuple[float, float]:
 # -- idle memory --------------------------------------------------------------------------------
 
 
-def _idle_rss(count: int) -> float:
+def _idle_rss(count: int, loop: str) -> float:
     """KiB of broker RSS per idle connection (hello with timeout 30), fresh broker process."""
-    server = Server("benchmarks.broker", "--serve")
+    server = Server("benchmarks.broker", "--serve", loop)
     socks: list[socket.socket] = []
     try:
         probe = _client(server.port)  # warm up: first connection allocates shared structures
@@ -400,22 +412,30 @@ def _idle_rss(count: int) -> float:
 
 
 def run(quick: bool = False) -> None:
-    """Run every broker benchmark and print the tables."""
+    """Run every broker benchmark, on each available event loop, and print the tables."""
     _raise_nofile()
-    broker = Server("benchmarks.broker", "--serve")
-    relay = Server("benchmarks.relay")
-    try:
-        table = Table(
-            "event fan-out (deliveries/s at saturation, and per CPU-second of the server; "
-            "latency at a paced 10,000 deliveries/s)",
-            ["server", "listeners", "value", "deliveries/s", "per CPU-s", "p50 ms", "p99 ms"],
+    loops = _loops()
+    fanout = Table(
+        "event fan-out (deliveries/s at saturation, and per CPU-second of the server; "
+        "latency at a paced 10,000 deliveries/s)",
+        ["server", "loop", "listeners", "value", "deliveries/s", "per CPU-s", "p50 ms", "p99 ms"],
+    )
+    calls = Table(
+        "action round trips", ["loop", "callers", "calls/s", "per CPU-s", "p50 ms", "p99 ms"]
+    )
+    states = Table("state changes (32 B)", ["loop", "observers", "deliveries/s", "per CPU-s"])
+    servers = [(f"roost ({loop})", loop, False) for loop in loops] + [("relay", "asyncio", True)]
+    for name, loop, is_relay in servers:
+        server = (
+            Server("benchmarks.relay") if is_relay else Server("benchmarks.broker", "--serve", loop)
         )
-        for name, server, is_relay in (("roost", broker, False), ("relay", relay, True)):
+        try:
             for size in (32, 1024):
                 for listeners in (1, 10, 100):
                     rate, per_cpu, p50, p99 = _fanout(server, listeners, size, is_relay, quick)
-                    table.add(
-                        name,
+                    fanout.add(
+                        name.split()[0],
+                        loop,
                         listeners,
                         f"{size} B",
                         format_rate(rate),
@@ -423,22 +443,29 @@ def run(quick: bool = False) -> None:
                         f"{p50:.3f}",
                         f"{p99:.3f}",
                     )
-        table.print()
-        calls = Table("action round trips", ["callers", "calls/s", "per CPU-s", "p50 ms", "p99 ms"])
-        for callers in (1, 16):
-            rate, per_cpu, p50, p99 = _calls(broker, callers, 0.5 if quick else 1.0)
-            calls.add(callers, format_rate(rate), format_rate(per_cpu), f"{p50:.3f}", f"{p99:.3f}")
-        calls.print()
-        states = Table("state changes (32 B)", ["observers", "deliveries/s", "per CPU-s"])
-        rate, per_cpu = _states(broker, 100, quick)
-        states.add(100, format_rate(rate), format_rate(per_cpu))
-        states.print()
-    finally:
-        broker.close()
-        relay.close()
+            if is_relay:
+                continue
+            for callers in (1, 16):
+                rate, per_cpu, p50, p99 = _calls(server, callers, 0.5 if quick else 1.0)
+                calls.add(
+                    loop,
+                    callers,
+                    format_rate(rate),
+                    format_rate(per_cpu),
+                    f"{p50:.3f}",
+                    f"{p99:.3f}",
+                )
+            rate, per_cpu = _states(server, 100, quick)
+            states.add(loop, 100, format_rate(rate), format_rate(per_cpu))
+        finally:
+            server.close()
+    fanout.print()
+    calls.print()
+    states.print()
     count = 1000 if quick else 5000
-    memory = Table("idle connections", ["connections", "KiB RSS per connection"])
-    memory.add(count, f"{_idle_rss(count):.2f}")
+    memory = Table("idle connections", ["loop", "connections", "KiB RSS per connection"])
+    for loop in loops:
+        memory.add(loop, count, f"{_idle_rss(count, loop):.2f}")
     memory.print()
     print(
         "targets: fan-out 1 listener >= 200,000/s, 100 listeners >= 1,000,000/s (32 B); "
@@ -449,7 +476,7 @@ def run(quick: bool = False) -> None:
 
 if __name__ == "__main__":
     if "--serve" in sys.argv:
-        _serve()
+        _serve(sys.argv[sys.argv.index("--serve") + 1])
     else:
         os.environ.setdefault("PYTHONHASHSEED", "0")
         run("--quick" in sys.argv)

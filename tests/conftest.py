@@ -2,11 +2,13 @@
 
 ``broker_thread`` runs ``Broker(port=0)`` on its own asyncio loop in a daemon thread, so tests
 on any anyio backend (trio included) can connect to it; teardown closes every connection.
+Set ``ROOST_TEST_LOOP=uvloop`` to run those brokers on uvloop instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 
 from roost.broker import Broker
+from roost.broker.run import loop_factory
 
 
 @pytest.fixture
@@ -85,7 +88,14 @@ def start_broker_thread(**options: Any) -> tuple[BrokerThread, threading.Event, 
         finally:
             await broker.close()
 
-    thread = threading.Thread(target=lambda: asyncio.run(main()), name="broker", daemon=True)
+    # ROOST_TEST_LOOP=uvloop runs these brokers on uvloop (the default of ``roost serve``).
+    factory = loop_factory(os.environ.get("ROOST_TEST_LOOP", "asyncio"))
+
+    def run() -> None:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main())
+
+    thread = threading.Thread(target=run, name="broker", daemon=True)
     thread.start()
     return ready.result(timeout=10), stop, thread
 

@@ -173,6 +173,13 @@ def cli() -> None:
     help="Bytes queued for one slow client before it is disconnected.",
 )
 @click.option(
+    "--loop",
+    type=click.Choice(("auto", "asyncio", "uvloop")),
+    default="auto",
+    show_default=True,
+    help="Event loop: uvloop when installed (auto), or asyncio's own.",
+)
+@click.option(
     "--state-dir",
     type=click.Path(file_okay=False, dir_okay=True, writable=True),
     default=None,
@@ -193,6 +200,7 @@ def serve(
     log_level: str,
     log_format: str,
     max_outbound: int,
+    loop: str,
     state_dir: str | None,
     audit_file: str | None,
 ) -> int:
@@ -210,6 +218,7 @@ def serve(
             log_level=log_level.lower(),
             log_format=log_format,
             max_outbound=max_outbound,
+            loop=loop,
             state_dir=state_dir,
             audit_file=audit_file,
         )

@@ -479,4 +479,47 @@ async def test_only_resource_nodes_under_meta_leases(broker_thread: BrokerThread
         assert await p.request(m.EventListen(rid, "/meta/leases/x/holder")) == err(
             rid, "path_already_exists"
         )
-        assert await observe_holder(p, "x") == m.ReplyStateUnknown(p._next_id - 1)
+        rid = p.next_id()
+        assert await p.request(m.StateObserve(rid, "/meta/leases/x/holder")) == (
+            m.ReplyStateUnknown(rid)
+        )
+
+
+async def test_timeout_zero_over_the_wire(broker_thread: BrokerThread) -> None:
+    """Case L17: timeout 0 is refused; a later hello with 0 ends leases and waits, pushed."""
+    port = broker_thread.port
+    async with await connect(port, timeout=0) as x, await connect(port, timeout=5) as b:
+        assert (await lease(x, m.LeaseAcquire, resource=R)).status == "TIMEOUT_REQUIRED"
+        assert (await lease(x, m.LeaseTake, resource=R, reason="r")).status == "TIMEOUT_REQUIRED"
+        await x.hello(5)
+        tok = (await acquire_ok(x))["token"]
+        await acquire_ok(b, "lab/cam")
+        assert (await lease(x, m.LeaseAcquire, resource="lab/cam", wait=5)).status == "QUEUED"
+        await x.send(m.Hello(1, 0))
+        await x.recv_as(m.ServerHelloId)
+        first = await next_push(x)
+        second = await next_push(x)
+        assert (first[0], first[1]["reason"]) == (m.LeaseRevoked, "timeout_required")
+        assert (second[0], second[1]["status"]) == (m.LeaseWaitEnded, "TIMEOUT_REQUIRED")
+        r = await lease(b, m.LeaseValidate, token=tok)
+        assert (r.status, r["reason"]) == ("REVOKED", "timeout_required")
+
+
+async def test_shared_and_keys_over_the_wire(broker_thread: BrokerThread) -> None:
+    """Cases L10 and L25 in short: a repeated key is one wait; sharers coexist."""
+    port = broker_thread.port
+    async with await connect(port, timeout=5) as a, await connect(port, timeout=5) as b:
+        held = await acquire_ok(a)
+        q1 = await lease(b, m.LeaseAcquire, resource=R, wait=10, key="k1")
+        q2 = await lease(b, m.LeaseAcquire, resource=R, wait=10, key="k1")
+        assert q1.value == q2.value and q1.status == "QUEUED"
+        await lease(a, m.LeaseReturn, token=held["token"])
+        cls, body = await next_push(b)
+        assert cls is m.LeaseGranted
+        again = await lease(b, m.LeaseAcquire, resource=R, key="k1")
+        assert again["lease"] == body["lease"]
+        await b.expect_silence(0.2)
+        assert (await lease(a, m.LeaseAcquire, resource="lab/scope", mode="shared")).ok
+        assert (await lease(b, m.LeaseAcquire, resource="lab/scope", mode="shared")).ok
+        info = (await lease(a, m.LeaseInfo, resource="lab/scope"))["info"]
+        assert info["mode"] == "shared" and len(info["holders"]) == 2

@@ -6,6 +6,7 @@ import io
 import json
 import re
 import socket
+import subprocess
 import sys
 import threading
 from typing import Any
@@ -103,11 +104,26 @@ def test_byte_sizes(size: str, count: int) -> None:
 
 def test_unreachable_server_exits_3(roost: RunRoost) -> None:
     """No broker at the address: exit 3 and one line on stderr, no traceback."""
-    result = roost("-s", f"127.0.0.1:{_closed_port()}", "--timeout", "0.3", "get", "/x")
+    port = _closed_port()
+    result = roost("-s", f"127.0.0.1:{port}", "--timeout", "0.3", "get", "/x")
     assert result.code == 3
-    assert result.err.startswith("roost: cannot connect to 127.0.0.1:")
-    assert len(result.err.splitlines()) == 1
-    assert "Traceback" not in result.err
+    assert result.err == f"roost: cannot connect to 127.0.0.1:{port}: connection refused\n"
+    assert result.out == ""
+
+
+def test_refused_connection_fails_without_waiting_for_the_timeout() -> None:
+    """A refused connection exits 3 at once, not after --timeout (here 60 s)."""
+    port = _closed_port()
+    proc = subprocess.run(
+        [sys.executable, "-m", "roost", "get", "/x", "-s", f"127.0.0.1:{port}", "--timeout", "60"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert proc.returncode == 3
+    assert proc.stderr == f"roost: cannot connect to 127.0.0.1:{port}: connection refused\n"
+    assert proc.stdout == ""
 
 
 def test_unknown_path_exits_1(roost: RunRoost, server: str) -> None:
@@ -364,6 +380,27 @@ def test_clients_plain(roost: RunRoost, server: str, peer: Peer) -> None:
     assert result.lines[0].split("\t") == ["client", "peer", "connected", "registrations", "leases"]
     assert len(result.lines) == 3
     assert all(line.split("\t")[1].startswith("127.0.0.1:") for line in result.lines[1:])
+
+
+def test_ping_uses_the_client_ping(
+    roost: RunRoost, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ping sends one Client.ping per --count and prints the round trip it returns."""
+    from roost.client import Client
+
+    calls: list[float | None] = []
+    real = Client.ping
+
+    async def counted(self: Client, *, timeout: float | None = None) -> float:
+        calls.append(timeout)
+        await real(self, timeout=timeout)
+        return 0.0125
+
+    monkeypatch.setattr(Client, "ping", counted)
+    result = roost("-s", server, "--json", "ping", "-n", "3", "-i", "0")
+    assert result.code == 0, result.err
+    assert len(calls) == 3
+    assert [json.loads(line)["rtt_ms"] for line in result.lines] == [12.5, 12.5, 12.5]
 
 
 def test_ping(roost: RunRoost, server: str) -> None:

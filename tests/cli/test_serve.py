@@ -48,12 +48,14 @@ def test_serve_port_in_use_exits_1() -> None:
 
 
 def test_client_commands_do_not_import_the_broker(server: str) -> None:
-    """roost get loads neither the broker, nor rich, nor the lease commands."""
+    """roost get loads neither the broker, nor rich, nor the lease commands, nor the blocking
+    client."""
     code = (
         "import sys\n"
         "from roost.cli import main\n"
         f"rc = main(['-s', '{server}', 'get', '/meta/broker'])\n"
-        "heavy = ('roost.broker', 'rich', 'roost.cli_lease', 'roost.cli_leases')\n"
+        "heavy = ('roost.broker', 'rich', 'roost.cli_lease', 'roost.cli_leases',\n"
+        "         'roost.client.sync', 'anyio.from_thread', 'secrets', 'getpass')\n"
         "loaded = [m for m in heavy if m in sys.modules]\n"
         "print(rc, loaded)\n"
     )

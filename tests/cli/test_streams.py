@@ -7,6 +7,8 @@ import signal
 import threading
 from typing import Any
 
+import pytest
+
 from roost.protocol.messages import Unknown
 from tests.cli.conftest import WAIT, Peer, SpawnRoost
 
@@ -78,3 +80,25 @@ def test_stream_unreachable_exits_3(spawn: SpawnRoost) -> None:
     proc = spawn("observe", "/x", "-s", "127.0.0.1:1", "--timeout", "0.3")
     assert proc.wait() == 3
     assert any("cannot connect" in line for line in proc.stderr_so_far())
+
+
+def test_streams_leave_nothing_unclosed(
+    server: str, peer: Peer, spawn: SpawnRoost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ResourceWarning shown, publish (to EOF) and listen (to SIGINT) warn about nothing."""
+    monkeypatch.setenv("PYTHONWARNINGS", "always::ResourceWarning")
+    emitter = peer(peer.client.event_register, "/s/rw")
+    listener = spawn("listen", "/s/rw", "-v", "-s", server)
+    listener.wait_stderr("listening to /s/rw")
+    peer(emitter.emit, 1)
+    assert listener.line() == "1"
+    publisher = spawn("publish", "/s/rwstate", "-s", server, stdin=True)
+    assert publisher.proc.stdin is not None
+    publisher.proc.stdin.write("1\n2\n")
+    publisher.proc.stdin.close()
+    assert publisher.wait() == 0
+    listener.proc.send_signal(signal.SIGINT)
+    assert listener.wait() == 0
+    for proc in (listener, publisher):
+        proc.close()  # joins the stderr reader, so every line is in
+        assert [line for line in proc.stderr_so_far() if "Warning" in line] == []

@@ -25,6 +25,7 @@ __all__ = (
     "ok_nil",
     "reply",
     "reply_state_t",
+    "request",
 )
 
 MAX_PAYLOAD: Final = 0xFFFF
@@ -53,6 +54,15 @@ def ok_nil(rid: int) -> bytes:
 def reply(code: int, rid: int, raw: bytes) -> bytes:
     """A reply (0x05, 0x06 or 0x07) carrying the raw value bytes ``raw``."""
     return _pack_reply(0x47, 3 + len(raw), code, rid) + raw
+
+
+def request(code: int, rid: int, head: bytes, raw: bytes = b"") -> bytes:
+    """A request forwarded to an owner (0x11, 0x21, 0x22 or 0x47) under the broker's id ``rid``,
+    from the node's cached ``path\\0`` head and the raw value bytes (none for a prop get).
+
+    The caller's own request had the same layout and size, so the frame always fits.
+    """
+    return _pack_reply(0x47, 3 + len(head) + len(raw), code, rid) + head + raw
 
 
 def reply_state_t(rid: int, ms: int, raw: bytes | None) -> bytes:

@@ -82,6 +82,10 @@ class LeaseLayer:
         self.router = router
         self.table = table
         self._armed: float | None = None
+        # Sessions the table knows. A plain ESHET connection never gets lease state: it joins
+        # the table at its first extension request (or at a hello after one), which keeps an
+        # idle connection cheap.
+        self._joined: set[Session] = set()
         self._files: list[IO[str]] = [p.open("a", encoding="utf-8") for p in audit_files]
         self._handlers: dict[int, Callable[[Session, int, dict[str, Any], float], None]] = {
             0x50: self._acquire,
@@ -188,15 +192,24 @@ class LeaseLayer:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def _hello(self, session: Session, now: float) -> None:
+        if session.opted_in:
+            self._join(session, now)
+
+    def _join(self, session: Session, now: float) -> None:
+        """Tell the table about a session's hello (a re-hello if it knows the session)."""
         raw = session.client_id
         try:
             client = unpack(raw) if raw is not None else None
         except Exception:
             client = raw
+        self._joined.add(session)
         _, effects = self.table.connect(session, client, float(session.conn.timeout), now)
         self.apply(effects, now)
 
     def _disconnect(self, session: Session, reason: str, now: float) -> None:
+        if session not in self._joined:
+            return
+        self._joined.discard(session)
         why = "timeout" if reason == "timeout" else "disconnected"
         _, effects = self.table.disconnect(session, why, now)
         self.apply(effects, now)
@@ -217,6 +230,8 @@ class LeaseLayer:
 
     def handle(self, session: Session, msg: Any, now: float) -> None:
         """Handle one extension request (0x50-0x5a) of a session after its hello."""
+        if session not in self._joined:
+            self._join(session, now)
         try:
             args = parse(msg.code, msg.body.obj)
         except BadArgs as exc:

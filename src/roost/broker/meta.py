@@ -4,7 +4,8 @@ Rules of this module:
 
 - These nodes are ``internal``: never removed, owned by the broker (D19).
 - ``/meta/clients`` is rebuilt at most once per 100 ms while observed, and lazily on ``get`` or
-  observe otherwise; its value is cut to fit one frame, with ``clients_total`` (D20).
+  observe otherwise; its value is cut to fit one frame, with ``clients_total`` (D20). It appears
+  in ``/meta/ls`` once it has been read or observed.
 - Synchronous, like the router that calls it.
 """
 
@@ -49,6 +50,9 @@ class Meta:
         self.clients_node = tree.create("/meta/clients", STATE, now)
         self.clients_node.internal = True
         self.clients_node.value = None
+        # /meta/clients joins the /meta listing once somebody read or observed it, so an empty
+        # broker lists exactly eshetsrv's nodes plus /meta/broker (protocol.md §15.1).
+        self._clients_listed = False
         self._stale = True
         self._scheduled = False
         self._published = float("-inf")
@@ -77,6 +81,7 @@ class Meta:
         entries = [
             [name, "dir" if isinstance(child, Dir) else child.kind]
             for name, child in sorted(found.children.items())
+            if child is not self.clients_node or self._clients_listed
         ]
         raw = pack(["dir", entries])
         if 3 + len(raw) > frames.MAX_PAYLOAD:
@@ -92,9 +97,11 @@ class Meta:
 
     def refresh(self, node: Node, now: float) -> None:
         """Bring a lazily maintained broker state up to date before it is read."""
-        if node is self.clients_node and self._stale:
-            node.value = self._clients_value()
-            self._stale = False
+        if node is self.clients_node:
+            self._clients_listed = True
+            if self._stale:
+                node.value = self._clients_value()
+                self._stale = False
 
     def clients_changed(self, now: float) -> None:
         """A client connected, registered or left: republish within 100 ms (rate limited)."""

@@ -315,6 +315,18 @@ class Router:
         owner.expect(oid, (session, rid, data[3]))
         owner.push(data)
 
+    def _relay(self, session: Session, rid: int, node: Node, code: int, raw: bytes = b"") -> None:
+        """:meth:`forward` for a plain call, get or set of ``node``: the frame is spliced from
+        the node's cached path head and the raw value bytes, no message object is built."""
+        owner = node.owner
+        assert owner is not None
+        oid = owner.conn.claim_id()
+        if oid is None:
+            session.push(frames.err(rid, "too_many_requests"))
+            return
+        owner.expect(oid, (session, rid, code))
+        owner.push(frames.request(code, oid, node.path_head, raw))
+
     # -- registration --------------------------------------------------------------------------
 
     @staticmethod
@@ -415,9 +427,7 @@ class Router:
         elif node.guard is not None:
             self.guarded(session, msg, node, now)
         else:
-            assert node.owner is not None
-            path, args = msg.path, msg.args
-            self.forward(session, msg.id, node.owner, lambda oid: m.ActionCall(oid, path, args))
+            self._relay(session, msg.id, node, 0x11, msg.args.raw)
 
     def _get(self, session: Session, msg: m.Get, now: float) -> None:
         node = self._lookup(session, msg.id, msg.path)
@@ -432,9 +442,7 @@ class Router:
             else:
                 session.push(frames.reply(0x05, msg.id, node.value))
         elif kind is PROP:
-            assert node.owner is not None
-            path = msg.path
-            self.forward(session, msg.id, node.owner, lambda oid: m.PropGet(oid, path))
+            self._relay(session, msg.id, node, 0x21)
         else:
             session.push(frames.err(msg.id, "path_is_wrong_type"))
 
@@ -443,7 +451,6 @@ class Router:
         if node is None:
             return
         kind = node.kind
-        path, value = msg.path, msg.value
         if kind is STATE:
             if node.internal:
                 session.push(frames.err(msg.id, self.meta.set_error(node)))
@@ -452,13 +459,12 @@ class Router:
             elif node.guard is not None:
                 self.guarded(session, msg, node, now)
             else:
-                self.forward(session, msg.id, node.owner, lambda oid: m.StateSet(oid, path, value))
+                self._relay(session, msg.id, node, 0x47, msg.value.raw)
         elif kind is PROP:
-            assert node.owner is not None
             if node.guard is not None:
                 self.guarded(session, msg, node, now)
             else:
-                self.forward(session, msg.id, node.owner, lambda oid: m.PropSet(oid, path, value))
+                self._relay(session, msg.id, node, 0x22, msg.value.raw)
         else:
             session.push(frames.err(msg.id, "path_is_wrong_type"))
 
@@ -476,14 +482,17 @@ class Router:
         if node.kind is not EVENT:
             session.push(frames.err(msg.id, "path_is_wrong_type"))
             return
-        if node.internal or self._reserved(node.path):  # lease events, adopted or not yet
+        path = node.path
+        # Lease events, adopted or not yet (the prefix test first: it is the cheap one).
+        if node.internal or (path.startswith("/meta/") and self._reserved(path)):
             session.push(frames.err(msg.id, "not_owner"))
             return
         # The emitter's reply first: a listening emitter sees it before its own notification.
         session.push(frames.ok_nil(msg.id))
-        if node.listeners:
+        listeners = node.listeners
+        if listeners:
             data = frames.notify(node.note_head, msg.value.raw)
-            for listener in node.listeners:
+            for listener in listeners:
                 listener.push(data)
 
     def publish_event(self, path: str, value: Value, now: float) -> None:

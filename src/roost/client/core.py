@@ -161,11 +161,9 @@ class ClientCore:
     async def __aenter__(self) -> Self:
         """Start the connection task and wait for the first connection.
 
-        The client's tasks live in a task group opened here and closed by ``__aexit__``, so
-        entering must not be wrapped in a cancel scope that ends before the ``async with``
-        block (``anyio.fail_after`` around the entry alone): anyio refuses scopes that do not
-        nest. Bound the wait with ``connect_timeout`` instead. Cancelling the entry closes
-        the client and propagates the cancellation.
+        The task group opened here lives until ``__aexit__``, so no cancel scope may wrap the
+        entry alone (scopes must nest): bound it with ``connect_timeout``. A cancelled entry
+        closes the client and lets the cancellation through.
 
         Raises:
             ConnectFailed: no connection within ``connect_timeout`` seconds (``None``: no
@@ -195,11 +193,8 @@ class ClientCore:
         return self
 
     def _connect_failed(self, error: BaseException | None) -> ConnectFailed:
-        if error is None:
-            reason = f"no connection within {self.connect_timeout:g} s"
-        else:
-            reason = describe_failure(error)
-        return ConnectFailed(f"could not connect to {self.host}:{self.port}: {reason}")
+        why = describe_failure(error) if error else f"no connection in {self.connect_timeout:g} s"
+        return ConnectFailed(f"could not connect to {self.host}:{self.port}: {why}")
 
     async def __aexit__(
         self,
@@ -217,15 +212,16 @@ class ClientCore:
         tg.cancel_scope.cancel()
         if self._link is not None:
             self._link.close()
-        await tg.__aexit__(None, None, None)
-        # Both ends, also when the dispatcher was cancelled before it ever ran (and so never
-        # closed its end): an unclosed stream warns when collected.
-        for stream in (self._notify_send, self._notify_recv):
-            if stream is not None:
-                stream.close()
-        for sub in list(self._subscriptions):
-            sub.close()
-        self._bump()
+        try:
+            await tg.__aexit__(None, None, None)
+        finally:
+            # Even if cancelled; both ends (a dispatcher cancelled before it ran closed none).
+            for stream in (self._notify_send, self._notify_recv):
+                if stream is not None:
+                    stream.close()
+            for sub in list(self._subscriptions):
+                sub.close()
+            self._bump()
 
     def _closed_reason(self) -> str:
         if self._fatal is not None:
@@ -262,7 +258,6 @@ class ClientCore:
                     attempt = 0
             self._last_error = error
             if not self._ever_connected and not self.retry_first_connect:
-                # The caller asked to hear at once that nobody answers (a command line tool).
                 self._fatal = self._connect_failed(error)
                 self._bump()
                 return

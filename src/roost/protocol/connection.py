@@ -108,8 +108,9 @@ class Connection:
         self._requests = _SERVER_REQUESTS if server else _CLIENT_REQUESTS
         self._own_forbidden = m.CLIENT_ONLY if server else m.SERVER_ONLY
         self._next_id = 0
-        self._outstanding: set[int] = set()
-        self._forgotten: set[int] = set()
+        # Created on first use: most connections a broker serves never get a request from it.
+        self._outstanding: set[int] | None = None
+        self._forgotten: set[int] | None = None
         self._hello_pending = 0
         self.hello_done = False
         self.timeout = 0
@@ -121,7 +122,7 @@ class Connection:
     @property
     def outstanding(self) -> frozenset[int]:
         """Ids of requests this side sent whose reply has not arrived (forgotten ones included)."""
-        return frozenset(self._outstanding)
+        return frozenset(self._outstanding or ())
 
     def allocate_id(self) -> int | None:
         """Return the next request id not outstanding, or ``None`` when all 65536 are.
@@ -132,12 +133,27 @@ class Connection:
         carrying it is passed to :meth:`send`; an id allocated but never sent is simply skipped.
         """
         outstanding = self._outstanding
-        if len(outstanding) >= ID_SPACE:
-            return None
         rid = self._next_id
-        while rid in outstanding:
-            rid = (rid + 1) & 0xFFFF
+        if outstanding:
+            if len(outstanding) >= ID_SPACE:
+                return None
+            while rid in outstanding:
+                rid = (rid + 1) & 0xFFFF
         self._next_id = (rid + 1) & 0xFFFF
+        return rid
+
+    def claim_id(self) -> int | None:
+        """Allocate a request id as :meth:`allocate_id` does and mark it outstanding at once.
+
+        For a peer that builds a request frame itself (a broker splicing a forwarded call from
+        the bytes it received) instead of passing a message to :meth:`send`; the reply is then
+        matched as for any sent request. ``None`` when all 65536 ids are outstanding.
+        """
+        rid = self.allocate_id()
+        if rid is not None:
+            if self._outstanding is None:
+                self._outstanding = set()
+            self._outstanding.add(rid)
         return rid
 
     def forget_id(self, rid: int) -> None:
@@ -147,7 +163,9 @@ class Connection:
         that reply arrives; :meth:`receive_data` then consumes it silently. An id that is not
         outstanding is ignored.
         """
-        if rid in self._outstanding:
+        if self._outstanding and rid in self._outstanding:
+            if self._forgotten is None:
+                self._forgotten = set()
             self._forgotten.add(rid)
 
     # -- sending -----------------------------------------------------------------------------
@@ -173,7 +191,9 @@ class Connection:
         data = codec.encode(msg)
         if code in self._requests:
             rid: int = msg.id  # type: ignore[union-attr]
-            if rid in self._outstanding:
+            if self._outstanding is None:
+                self._outstanding = set()
+            elif rid in self._outstanding:
                 raise LocalProtocolError(f"request id {rid} is already outstanding")
             self._outstanding.add(rid)
         elif code < 0x03:
@@ -216,7 +236,7 @@ class Connection:
                 msg = table[code](payload)  # type: ignore[misc]
                 rid: int = msg.id  # type: ignore[union-attr]
                 outstanding = self._outstanding
-                if rid not in outstanding:
+                if outstanding is None or rid not in outstanding:
                     raise FramingError(f"reply to id {rid}, which nobody waits for")
                 outstanding.discard(rid)
                 if self._forgotten and rid in self._forgotten:
