@@ -14,7 +14,7 @@
     │   └── LeaseError            an extension reply with a lease ``status``
     │       ├── AlreadyClaimed, NotHolder, NotWaiting, NoLease, Older, Revoked,
     │       ├── WrongEpoch, InvalidLease, Unmanaged, TimeoutRequired,
-    │       ├── InvalidResource, NotPermitted, ResourceLimit
+    │       ├── InvalidResource, NotPermitted, ResourceLimit, WaitLimit
     │       └── LeaseWaitTimeout  also a TimeoutError
     ├── LeaseLost                 a held lease ended (``.reason``)
     └── LeasesUnsupported         the broker is a plain ESHET server without the lease extension
@@ -53,6 +53,7 @@ __all__ = (
     "RoostError",
     "TimeoutRequired",
     "Unmanaged",
+    "WaitLimit",
     "WrongEpoch",
     "lease_error_for",
 )
@@ -221,6 +222,13 @@ class ResourceLimit(LeaseError):
     status = "RESOURCE_LIMIT"
 
 
+class WaitLimit(LeaseError):
+    """This connection already has the most queued acquires the broker allows
+    (``WAIT_LIMIT``; ``reply["max_waits"]`` is that number)."""
+
+    status = "WAIT_LIMIT"
+
+
 class LeaseLost(RoostError):
     """A lease this client held has ended; ``reason`` says why (``taken``, ``disconnected``...)."""
 
@@ -250,6 +258,7 @@ _BY_STATUS: dict[str, type[LeaseError]] = {
         InvalidResource,
         NotPermitted,
         ResourceLimit,
+        WaitLimit,
     )
 }
 

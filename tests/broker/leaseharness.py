@@ -31,11 +31,16 @@ class Harness:
         *,
         declared: list[Declared] | None = None,
         max_resources: int = 10_000,
+        max_waits: int = 1000,
         epoch: int = EPOCH,
         roots: RootCounter | None = None,
     ) -> None:
         self.table = LeaseTable(
-            epoch, declared=declared or [], max_resources=max_resources, roots=roots
+            epoch,
+            declared=declared or [],
+            max_resources=max_resources,
+            max_waits=max_waits,
+            roots=roots,
         )
         self.now = 0.0
         self.fx: list[Effect] = []

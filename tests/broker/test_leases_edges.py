@@ -35,6 +35,36 @@ def test_declared_resources_and_limits() -> None:
     assert small.acquire("A", "r1")["status"] == "OK"
 
 
+def test_wait_limit_per_connection() -> None:
+    """A connection with max_waits queued acquires gets WAIT_LIMIT for one more and nothing is
+    queued; fail-fast, grants, keyed repeats and other connections are unaffected; a wait that
+    ends frees a place."""
+    h = Harness(max_waits=3)
+    h.connect("A", "B", "C")
+    h.acquire("A", "r0")
+    h.acquire("A", "r1")
+    h.acquire("A", "r2")
+    h.acquire("A", "r3")
+    requests = [h.acquire("B", f"r{i}", wait=-1, key=f"k{i}")["request"] for i in range(3)]
+    before = len(h.table._queue)
+    refused = h.acquire("B", "r3", wait=10)
+    assert refused == {"status": "WAIT_LIMIT", "max_waits": 3}
+    assert not h.pushes() and ("queued", "r3", None) not in h.events()
+    assert len(h.table._queue) == before
+    assert h.info("r3")["info"]["waiters"] == []
+    assert h.acquire("B", "r3")["status"] == "ALREADY_CLAIMED"  # fail fast is not a wait
+    assert h.acquire("B", "free")["status"] == "OK"  # grants are not waits
+    again = h.acquire("B", "r0", wait=-1, key="k0")  # the same wait again, not a new one
+    assert again["status"] == "QUEUED" and again["request"] == requests[0]
+    assert h.acquire("C", "r3", wait=10)["status"] == "QUEUED"  # the limit is per connection
+    assert h.cancel("B", requests[1])["status"] == "OK"
+    assert h.acquire("B", "r3", wait=10)["status"] == "QUEUED"
+    assert h.acquire("B", "r1", wait=10)["status"] == "WAIT_LIMIT"
+    h.ret("A", token_of(h.acquire("A", "r0")))  # B's wait on r0 is granted: a place frees
+    assert [p.kind for p in h.pushes("B")] == ["lease_granted"]
+    assert h.acquire("B", "r1", wait=10)["status"] == "QUEUED"
+
+
 def test_guard_decisions() -> None:
     """Plain calls use the caller's newest covering lease; token calls use the use status."""
     h = Harness()

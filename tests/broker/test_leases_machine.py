@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, ClassVar
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -19,8 +19,9 @@ from roost.broker.lease_types import (
     RootCounter,
 )
 from roost.broker.leases import LeaseTable
-from roost.protocol.tokens import newer, overlaps, sublease
+from roost.protocol.tokens import covers, newer, overlaps, sublease
 from tests.broker.leasemodel import MConn, MLease, Model, MRecord, MWait
+from tests.broker.leaseowner import Command, FencedOwner
 
 CONNS = ("c0", "c1", "c2", "c3")
 RESOURCES = ("a", "a/b", "a/b/c", "a/d", "e")
@@ -55,6 +56,8 @@ class LeaseMachine(RuleBasedStateMachine):
         self.restarts = 0
         self.ended_ids: set[int] = set()
         self.published = {s.resource: s.value for s in self.table.holder_states()}
+        self.owner = FencedOwner(self.epoch)
+        self.in_flight: list[Command] = []
 
     def _new_table(self) -> LeaseTable:
         decl = [Declared(n, k, t) for n, (k, t) in self.declared.items()]
@@ -438,16 +441,72 @@ class LeaseMachine(RuleBasedStateMachine):
             mdl.serve(mdl.now)
         self._step(result, status)
 
-    @rule(name=conns, r=resources)
-    def plain_guard(self, name: str, r: str) -> None:
-        """A plain call to a node guarded by r: the caller's newest covering lease, or NO_LEASE."""
+    @rule(name=conns, guard=resources, i=picks, plain=st.booleans())
+    def guarded_command(self, name: str, guard: str, i: int, plain: bool) -> None:
+        """A call to the node guarded by ``guard``: plain (the broker picks the caller's newest
+        covering lease, else NO_LEASE) or with a bundled token (its use status). Forwarded
+        calls wait in flight for the owner; 16: each was backed by a valid lease just now."""
+        if name in self.silent:
+            return
+        self._touch(name)
         mdl = self.model
-        result = self.table.check_guard(name, r, None, mdl.now)
-        mdl.advance(mdl.now)
-        mine = [x for x in mdl.covering(r) if x.conn == name]
-        reply = self._step(result, "OK" if mine else "NO_LEASE")
-        if mine:
-            assert reply["token"]["seq"] == [mine[-1].root]
+        if plain or not self.tokens:
+            result = self.table.check_guard(name, guard, None, mdl.now)
+            mine = [x for x in mdl.covering(guard) if x.conn == name]
+            reply = self._step(result, "OK" if mine else "NO_LEASE")
+            backing = mine[-1] if mine else None
+            if backing is not None:
+                assert reply["token"]["seq"] == [backing.root]
+        else:
+            tok = self._pick(self.tokens, i)
+            result = self.table.check_guard(name, guard, tok, mdl.now)
+            status = mdl.use_status(tok, guard)[0]
+            reply = self._step(result, status)
+            backing = None
+            if status == "OK":
+                backing = next(
+                    x
+                    for x in mdl.active()
+                    if x.resource == tok["resource"] and x.root == tok["seq"][0]
+                )
+                assert reply["token"] == tok
+        if backing is not None:
+            assert backing.ended is None and covers(backing.resource, guard)
+            self.in_flight.append(Command(name, guard, reply["token"], backing))
+
+    @precondition(lambda self: self.in_flight)
+    @rule(i=picks)
+    def deliver(self, i: int) -> None:
+        """The owner receives one forwarded call, in an order hypothesis picks (a paused
+        holder's call may arrive after newer ones, after its lease ended, after a restart)."""
+        cmd = self.in_flight.pop(i % len(self.in_flight))
+        mdl = self.model
+        state = self.published.get(cmd.guard)
+        floor = state["floor"] if state is not None else None
+        newest = self.owner.newest.get(cmd.guard)
+        outcome = self.owner.deliver(cmd, floor)
+        lease: MLease = cmd.backing
+        same_epoch = cmd.token["epoch"] == self.epoch
+        event(f"delivered: {outcome}, lease {'active' if lease.ended is None else 'ended'}")
+        if same_epoch and lease.ended is None:
+            # A call still backed by an active lease is refused only by a newer call applied
+            # before it: the published floor never exceeds an active covering lease's root.
+            assert outcome in ("applied", "OLDER", "SUPER_LEASE"), (outcome, floor, lease)
+        if same_epoch and lease.ended is not None and state is not None:
+            later = [
+                x for x in mdl.leases if covers(x.resource, cmd.guard) and x.root > lease.root
+            ]
+            holding = mdl.covering(cmd.guard)
+            if later and all(x.root > lease.root for x in holding):
+                # Superseded: a newer lease covering the guard was granted and no older one
+                # still holds, so the floor alone refuses the late call.
+                assert outcome != "applied", (cmd, floor, newest)
+        self.owner.check()
+
+    @invariant()
+    def owner_never_goes_back(self) -> None:
+        """16: whatever the delivery order, the owner's applied tokens never go backwards."""
+        self.owner.check()
 
     @precondition(lambda self: self.restarts < 2)
     @rule()
@@ -464,6 +523,7 @@ class LeaseMachine(RuleBasedStateMachine):
         self._step(result)
         old = [t for t in self.tokens if t.get("epoch") == self.epoch][-3:]
         self.epoch += 1
+        self.owner.epoch = self.epoch  # the owner learns the new run from the broker
         now = mdl.now
         self.model = Model(self.epoch, self.roots.peek, self.declared)
         self.model.now = now

@@ -40,6 +40,7 @@ from roost.protocol.tokens import ancestors, make_token, overlaps, valid_resourc
 
 __all__ = (
     "DEFAULT_MAX_RESOURCES",
+    "DEFAULT_MAX_WAITS",
     "DEFAULT_TTL_MAX",
     "Effects",
     "HolderStates",
@@ -50,6 +51,9 @@ __all__ = (
 
 DEFAULT_TTL_MAX: Final = 3600.0
 DEFAULT_MAX_RESOURCES: Final = 10_000
+#: Queued acquires one connection may have at once; one more gets ``WAIT_LIMIT``. Without a
+#: bound, one client could grow the broker's memory (and every queue walk) without limit.
+DEFAULT_MAX_WAITS: Final = 1000
 
 _CONN: Final = 0
 _TTL: Final = 1
@@ -76,6 +80,7 @@ class TableCore:
         declared: Iterable[Declared] = (),
         max_resources: int = DEFAULT_MAX_RESOURCES,
         ttl_max: float = DEFAULT_TTL_MAX,
+        max_waits: int = DEFAULT_MAX_WAITS,
         wall_offset: float = 0.0,
         last_seen: Callable[[Hashable], float] | None = None,
     ) -> None:
@@ -83,6 +88,7 @@ class TableCore:
         self._last_seen = last_seen
         self.ttl_max = ttl_max
         self.max_resources = max_resources
+        self.max_waits = max_waits
         self.wall_offset = wall_offset
         self._roots = roots if roots is not None else RootCounter(1)
         self._conns: dict[Hashable, ConnState] = {}

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any, Final
 
 from roost.broker import frames
+from roost.broker.lease_config import LeaseConfig, load_lease_config
 from roost.broker.lease_store import open_state
 from roost.broker.lease_types import Audit, Close, Declared, Effect, Event, HolderState, Push
 from roost.broker.lease_wire import BadArgs, parse
@@ -371,17 +374,26 @@ def install_leases(
     state_dir: str | None = None,
     audit_file: str | None = None,
     resources: Iterable[Any] | None = None,
+    lease_config: str | os.PathLike[str] | LeaseConfig | None = None,
+    ttl_max: float | None = None,
+    max_resources: int | None = None,
+    max_waits: int | None = None,
 ) -> LeaseLayer:
     """Create the lease layer of a broker about to listen.
 
     With ``state_dir`` the epoch and roots continue from it (written before this returns) and
     audit lines go to ``leases.jsonl`` there too; without, the epoch is ``wall_ns``.
+    ``lease_config`` (a TOML file's path, or a :class:`LeaseConfig`) gives the declared
+    resources, ``ttl_max``, ``max_resources`` and ``max_waits``; each keyword that is not
+    ``None`` overrides it (``resources`` replaces the whole declared list).
 
     Raises:
+        LeaseConfigError: the lease config file cannot be read or is wrong (also a ValueError).
         StateDirError: the state directory cannot be used.
-        ValueError: a bad declared resource.
+        ValueError: a bad declared resource or limit.
         OSError: the audit file cannot be opened.
     """
+    config = _settings(lease_config, resources, ttl_max, max_resources, max_waits)
     files: list[Path] = []
     if state_dir is not None:
         state = open_state(state_dir, wall_ns)
@@ -399,10 +411,47 @@ def install_leases(
     table = LeaseTable(
         epoch,
         roots=roots,
-        declared=declared_resources(resources),
+        declared=config.resources,
+        ttl_max=config.ttl_max,
+        max_resources=config.max_resources,
+        max_waits=config.max_waits,
         wall_offset=wall_offset,
         last_seen=last_seen,
     )
     layer = LeaseLayer(router, table, files)
     layer.publish_all(now)
     return layer
+
+
+def _settings(
+    lease_config: str | os.PathLike[str] | LeaseConfig | None,
+    resources: Iterable[Any] | None,
+    ttl_max: float | None,
+    max_resources: int | None,
+    max_waits: int | None,
+) -> LeaseConfig:
+    """The file's settings (or the defaults) with the explicit keywords laid over them."""
+    if lease_config is None:
+        config = LeaseConfig()
+    elif isinstance(lease_config, LeaseConfig):
+        config = lease_config
+    else:
+        config = load_lease_config(lease_config)
+    declared = config.resources if resources is None else tuple(declared_resources(resources))
+    ttl = config.ttl_max if ttl_max is None else ttl_max
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl < math.inf:
+        raise ValueError(f"ttl_max must be a finite number > 0, not {ttl!r}")
+    limits = {
+        "max_resources": config.max_resources if max_resources is None else max_resources,
+        "max_waits": config.max_waits if max_waits is None else max_waits,
+    }
+    for name, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
+    return LeaseConfig(
+        declared,
+        float(ttl),
+        limits["max_resources"],
+        limits["max_waits"],
+        source=config.source,
+    )

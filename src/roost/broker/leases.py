@@ -22,6 +22,7 @@ from roost.broker import lease_queries as q
 from roost.broker.lease_core import (
     _WAIT,
     DEFAULT_MAX_RESOURCES,
+    DEFAULT_MAX_WAITS,
     DEFAULT_TTL_MAX,
     Effects,
     HolderStates,
@@ -44,7 +45,7 @@ from roost.broker.lease_types import (
 from roost.broker.lease_views import holder_entry, lease_object, shown_entry, waiter_entry
 from roost.protocol.tokens import overlaps, valid_resource
 
-__all__ = ("DEFAULT_MAX_RESOURCES", "DEFAULT_TTL_MAX", "LeaseTable")
+__all__ = ("DEFAULT_MAX_RESOURCES", "DEFAULT_MAX_WAITS", "DEFAULT_TTL_MAX", "LeaseTable")
 
 _NO_IDENTITY: Final = Identity()
 
@@ -76,6 +77,7 @@ class LeaseTable(TableCore):
         declared: declared resources; when given, every other name is ``INVALID_RESOURCE``.
         max_resources: most resource records; one more gets ``RESOURCE_LIMIT``.
         ttl_max: largest ``ttl`` accepted, seconds.
+        max_waits: most queued acquires per connection; one more gets ``WAIT_LIMIT``.
         wall_offset: added to ``now`` for the wall-clock ``since`` shown to people.
         last_seen: where to read when bytes last arrived from a connection (the server knows);
             without it, :meth:`touch` records that.
@@ -211,8 +213,10 @@ class LeaseTable(TableCore):
             ``OK`` + ``lease``; ``QUEUED`` + ``request``, ``position``, ``holders`` (the
             outcome follows as a push: granted, or wait ended ``TIMEOUT`` / ``CANCELLED`` /
             ``TIMEOUT_REQUIRED``; nothing if the connection closes first);
-            ``ALREADY_CLAIMED`` + ``holders``, ``waiters``; or ``unregistered``,
-            ``bad_args``, ``INVALID_RESOURCE``, ``TIMEOUT_REQUIRED``, ``RESOURCE_LIMIT``.
+            ``ALREADY_CLAIMED`` + ``holders``, ``waiters``; ``WAIT_LIMIT`` + ``max_waits``
+            (it would queue, but the connection already has ``max_waits`` queued acquires;
+            nothing is queued); or ``unregistered``, ``bad_args``, ``INVALID_RESOURCE``,
+            ``TIMEOUT_REQUIRED``, ``RESOURCE_LIMIT``.
         """
         now = self._begin(now)
         reply = self._acquire(
@@ -262,6 +266,8 @@ class LeaseTable(TableCore):
             return _status("OK", lease=lease_object(lease))
         if wait == 0:
             return self._claimed(resource, mode)
+        if len(c.waiters) >= self.max_waits:
+            return _status("WAIT_LIMIT", max_waits=self.max_waits)
         w = Waiter(
             request=next(self._requests),
             conn=conn,

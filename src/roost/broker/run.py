@@ -136,7 +136,8 @@ def serve(
         log_format: ``console`` or ``json`` (one object per line).
         max_outbound: per-connection bound on unsent output, in bytes (D16).
         loop: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop`` (:func:`loop_factory`).
-        **options: lease settings (``state_dir``, ``audit_file``, ``resources``).
+        **options: lease settings (``state_dir``, ``audit_file``, ``lease_config``,
+            ``resources``, ``ttl_max``, ``max_resources``, ``max_waits``; see :class:`Broker`).
 
     Raises:
         OSError: the address cannot be bound.

@@ -34,7 +34,10 @@ __all__ = ("DEFAULT_MAX_OUTBOUND", "DEFAULT_PORT", "Broker")
 DEFAULT_PORT: Final = 11236
 DEFAULT_MAX_OUTBOUND: Final = 8 * 1024 * 1024
 #: Options accepted now and wired by the lease layer.
-_LEASE_OPTIONS: Final = frozenset({"state_dir", "audit_file", "resources"})
+_LEASE_OPTIONS: Final = frozenset(
+    ("state_dir", "audit_file", "resources", "lease_config")
+    + ("ttl_max", "max_resources", "max_waits")
+)
 
 log = logging.getLogger("roost.broker")
 conn_log = logging.getLogger("roost.broker.connection")
@@ -294,7 +297,9 @@ class Broker:
         port: TCP port; 0 picks a free one.
         max_outbound: bound in bytes on each connection's unsent output; a connection over it is
             closed as ``slow_consumer`` (D16).
-        **options: ``state_dir``, ``audit_file`` and ``resources`` (lease settings).
+        **options: lease settings: ``state_dir``, ``audit_file``, ``lease_config`` (a TOML
+            file or a ``LeaseConfig``), ``resources``, ``ttl_max``, ``max_resources`` and
+            ``max_waits`` (these four override the file); checked at :meth:`start`.
 
     Raises:
         TypeError: an unknown option.
