@@ -43,6 +43,7 @@ from roost.cli_output import (
     to_json,
     verbose_note,
 )
+from roost.client.keepalive import keepalive_interval
 
 if TYPE_CHECKING:
     from roost.client import Client, Lease
@@ -124,12 +125,10 @@ async def _give_back(settings: Settings, held: Lease) -> None:
 def retain_interval(ttl: float) -> float:
     """Seconds between retains of a lease with this ttl.
 
-    The client library counts a lease lost a margin (max(0.5 s, 10 %)) before the broker would
-    end it, so retains come at half of what is left after that margin, and never later than a
-    third of the ttl: either way two round trips can be late before the lease is in danger.
+    The client library's own keep-alive rhythm (two round trips can be late before the lease
+    is in danger), never more often than every 50 ms.
     """
-    margin = max(0.5, 0.1 * ttl)
-    return max(0.05, min(ttl / 3, (ttl - margin) / 2))
+    return max(0.05, keepalive_interval(ttl))
 
 
 async def _retain_every(held: Lease, ttl: float | None) -> None:

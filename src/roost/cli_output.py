@@ -8,6 +8,8 @@ Rules of this module:
 - ``--json`` prints one JSON object per line; without it a terminal gets rich tables and a pipe
   gets plain tab-separated text, so scripts never see colour codes.
 - Exceptions become exit codes in exactly one place, :func:`exit_code_for`.
+- The client library's log records reach stderr only with ``-v`` (as ``roost: ...`` lines):
+  without it the command's own one-line message is all a user sees.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import math
 import os
 import signal
@@ -25,7 +28,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import anyio
 import click
@@ -496,6 +499,24 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+class _CommandLog(logging.StreamHandler[TextIO]):
+    """Where the client library's log records go while one command runs."""
+
+
+def _route_library_logs(verbose: bool) -> None:
+    # Without any handler Python prints the library's warnings bare on stderr, so a lost lease
+    # would be reported twice (once by the library, once by the command). One handler per
+    # command, replacing the previous one: in-process callers run many commands.
+    logger = logging.getLogger("roost")
+    for old in [h for h in logger.handlers if isinstance(h, _CommandLog)]:
+        logger.removeHandler(old)
+    handler = _CommandLog(sys.stderr)
+    handler.setFormatter(logging.Formatter("roost: %(message)s"))
+    handler.setLevel(logging.INFO if verbose else logging.CRITICAL + 1)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.NOTSET)
+
+
 def run(
     settings: Settings,
     func: Callable[[], Awaitable[int | None]],
@@ -511,8 +532,9 @@ def run(
 
     Returns:
         the exit code. Never raises except for ``SystemExit``; a closed stdout (``| head``) ends
-        the command quietly with 0.
+        the command quietly with 0. The client library's log lines show only with ``-v``.
     """
+    _route_library_logs(settings.verbose)
     try:
         result = anyio.run(func, backend="asyncio")
     except KeyboardInterrupt:

@@ -1,17 +1,21 @@
 """A fenced owner model for the stateful lease test (leases.md §6.1, invariant 16).
 
 The owner of guarded nodes receives the commands the broker forwarded, in whatever order the
-test picks, and fences itself as an owner that checks tokens should: per guarded node it keeps
-the newest token it applied and refuses anything older (epoch first, then the ``seq`` elements,
-whatever the token's resource: roots come from one broker-wide counter, so a lease on ``a``
-and a later one on ``a/b`` are ordered), and it refuses roots below the published ``floor`` of
-the guard's resource.
+test picks, and fences itself as docs/howto/protect-a-device.md tells owners to: it refuses
+tokens of another broker run and roots below the published ``floor`` of the guard's resource,
+and per guarded node it keeps a :class:`~roost.client.LeaseValidator` that checks every token
+under the node's resource name (roots come from one broker-wide counter, so a lease on ``a``
+and a later one on ``a/b`` are ordered). :func:`order` is the independent oracle the applied
+tokens are checked with.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from roost.client import LeaseValidator
+from roost.errors import LeaseError
 
 __all__ = ("Command", "FencedOwner", "order")
 
@@ -46,24 +50,29 @@ class FencedOwner:
     """The owner of one guarded node per resource; ``epoch`` is the broker run it knows."""
 
     epoch: int
-    newest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fences: dict[str, LeaseValidator] = field(default_factory=dict)
     applied: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def newest(self, guard: str) -> dict[str, Any] | None:
+        """The newest token applied at the node guarded by ``guard``."""
+        fence = self.fences.get(guard)
+        return fence.newest(guard) if fence is not None else None
 
     def deliver(self, cmd: Command, floor: int | None) -> str:
         """Apply or refuse ``cmd``; ``floor`` is the guard's published floor (``None`` when
         not published). Returns ``applied`` or why it was refused: ``WRONG_EPOCH``,
-        ``FLOOR`` or the order (``OLDER``, ``SUPER_LEASE``) against the newest applied."""
+        ``FLOOR`` or the validator's status (``OLDER`` for an older token or a super-lease of
+        the newest applied)."""
         tok = cmd.token
         if tok["epoch"] != self.epoch:
             return "WRONG_EPOCH"
         if floor is not None and tok["seq"][0] < floor:
             return "FLOOR"
-        newest = self.newest.get(cmd.guard)
-        if newest is not None:
-            verdict = order(tok, newest)
-            if verdict in ("OLDER", "SUPER_LEASE"):
-                return verdict
-        self.newest[cmd.guard] = tok
+        fence = self.fences.setdefault(cmd.guard, LeaseValidator())
+        try:
+            fence.check(tok)
+        except LeaseError as exc:
+            return exc.status
         self.applied.setdefault(cmd.guard, []).append(tok)
         return "applied"
 

@@ -19,6 +19,7 @@ MODULES = [
     "roost.broker.lease_wire",
     "roost.broker.lease_store",
     "roost.broker.lease_routes",
+    "roost.broker.lease_config",
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from roost.client import LeaseValidator, LeaseWallet
-from roost.client.core import keepalive_interval, margin
+from roost.client.keepalive import keepalive_interval, local_deadline, margin
 from roost.errors import InvalidLease, Older, WrongEpoch
 from roost.protocol.tokens import newer, sublease
 
@@ -71,3 +71,23 @@ def test_keepalive_lands_before_the_local_deadline(limit: float) -> None:
     if limit > margin(limit):
         assert 2 * every <= limit - margin(limit)
     assert margin(limit) == max(0.5, 0.1 * limit)
+
+
+def test_local_deadline_takes_the_sooner_limit() -> None:
+    """The silence limit and the ttl each end a lease a margin early; the sooner one wins."""
+    silent = local_deadline(server_timeout=30, last_answered_send=100.0, ttl=None, retained_at=0)
+    assert silent == (100.0 + 30 - 3, "timeout")
+    both = local_deadline(server_timeout=30, last_answered_send=100.0, ttl=5, retained_at=110.0)
+    assert both == (110.0 + 5 - 0.5, "expired")
+    late_ttl = local_deadline(server_timeout=30, last_answered_send=100.0, ttl=60, retained_at=100)
+    assert late_ttl == (127.0, "timeout")
+
+
+def test_local_deadline_without_limits_is_never() -> None:
+    """No server timeout (or no connection) and no ttl: nothing ends the lease locally."""
+    assert local_deadline(server_timeout=0, last_answered_send=5.0, ttl=None, retained_at=0) == (
+        float("inf"),
+        "",
+    )
+    offline = local_deadline(server_timeout=30, last_answered_send=None, ttl=2, retained_at=10.0)
+    assert offline == (11.5, "expired")

@@ -49,6 +49,7 @@ def check_invariants(table: TableCore) -> None:
         if x.ttl is not None:
             _check(x.last_retain + x.ttl > now, f"4: lease {x.lease_id} past its ttl")
     for c in table._conns.values():
+        _check(len(c.waiters) <= table.max_waits, "limit: a connection has over max_waits waits")
         for lid, x in c.leases.items():
             _check(x.active and x.lease_id == lid, "index: connection lists an ended lease")
         for req, w in c.waiters.items():

@@ -238,6 +238,8 @@ class _ConnectionProtocol(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                # Both loops set it already; the latency targets depend on it, so say it here.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Our own bound (D16) replaces asyncio's pause/resume; keep its callbacks out of the way.
         transport.set_write_buffer_limits(high=0x7FFFFFFF)
         peer = _peer_name(transport.get_extra_info("peername"))

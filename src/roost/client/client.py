@@ -12,7 +12,8 @@ Rules of this module:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from time import monotonic
 from typing import Any
 
@@ -26,6 +27,7 @@ from roost.client.registrations import (
     StateEntry,
     Subscriber,
 )
+from roost.client.replay import record_observe
 from roost.client.streams import Subscription
 from roost.errors import Disconnected, RemoteError
 from roost.protocol import messages as m
@@ -279,7 +281,7 @@ class Client(LeaseVerbs):
         entering completes the listen (raising ``RemoteError`` if refused).
         """
         path = self.resolve(path)
-        return Subscription(path, partial_listen(self, path), self._unsubscribe_listen)
+        return self._subscription(path, self._listen, self._regs.listens)
 
     async def _listen(self, path: str, sub: Subscriber) -> None:
         entry = self._regs.listens.get(path)
@@ -304,12 +306,6 @@ class Client(LeaseVerbs):
             if not entry.subscribers:
                 del self._regs.listens[path]
             raise RemoteError(reply.value.obj)
-
-    def _unsubscribe_listen(self, sub: Subscription[Any]) -> None:
-        self._subscriptions.discard(sub)
-        entry = self._regs.listens.get(sub.path)
-        if entry is not None and sub in entry.subscribers:
-            entry.subscribers.remove(sub)
 
     # -- states --------------------------------------------------------------------------------
 
@@ -409,7 +405,7 @@ class Client(LeaseVerbs):
         ``async with client.state_observe_iter("temp") as values: async for v in values: ...``
         """
         path = self.resolve(path)
-        return Subscription(path, partial_observe(self, path), self._unsubscribe_observe)
+        return self._subscription(path, partial(self._observe, initial=True), self._regs.observes)
 
     async def _observe(self, path: str, sub: Subscriber, *, initial: bool) -> Any:
         entry = self._regs.observes.get(path)
@@ -426,11 +422,11 @@ class Client(LeaseVerbs):
                 sub.deliver(entry.value)
             return entry.value
         entry.gen = self._gen
-        only: Any = sub if initial else _Ignore()
+        only: Subscriber = sub if initial else _Ignore()
         try:
             reply = await self._request(
                 lambda rid: m.StateObserve(rid, path),
-                on_reply=lambda r: self._observed(path, only, r),
+                on_reply=partial(record_observe, self._regs, path, only),
             )
         except Disconnected:
             return entry.value  # recorded: replayed on reconnect
@@ -444,11 +440,30 @@ class Client(LeaseVerbs):
             raise RemoteError(reply.value.obj)
         return reply.value.obj if isinstance(reply, m.ReplyStateKnown) else Unknown
 
-    def _unsubscribe_observe(self, sub: Subscription[Any]) -> None:
-        self._subscriptions.discard(sub)
-        entry = self._regs.observes.get(sub.path)
-        if entry is not None and sub in entry.subscribers:
-            entry.subscribers.remove(sub)
+    def _subscription(
+        self,
+        path: str,
+        attach: Callable[[str, Subscriber], Awaitable[Any]],
+        entries: Mapping[str, ListenEntry | ObserveEntry],
+    ) -> Subscription[Any]:
+        """A :class:`Subscription` whose entry runs ``attach(path, sub)`` and whose exit takes
+        ``sub`` out of its entry in ``entries`` (the listens or the observes)."""
+
+        async def subscribe(sub: Subscription[Any]) -> None:
+            self._subscriptions.add(sub)  # closed with the client
+            try:
+                await attach(path, sub)
+            except BaseException:
+                self._subscriptions.discard(sub)
+                raise
+
+        def unsubscribe(sub: Subscription[Any]) -> None:
+            self._subscriptions.discard(sub)
+            entry = entries.get(sub.path)
+            if entry is not None and sub in entry.subscribers:
+                entry.subscribers.remove(sub)
+
+        return Subscription(path, subscribe, unsubscribe)
 
     # -- registration helper -------------------------------------------------------------------
 
@@ -479,27 +494,3 @@ class _Ignore:
 
     def deliver(self, value: Any) -> None:
         pass
-
-
-def partial_listen(client: Client, path: str) -> Callable[[Subscription[Any]], Any]:
-    async def subscribe(sub: Subscription[Any]) -> None:
-        client._subscriptions.add(sub)
-        try:
-            await client._listen(path, sub)
-        except BaseException:
-            client._subscriptions.discard(sub)
-            raise
-
-    return subscribe
-
-
-def partial_observe(client: Client, path: str) -> Callable[[Subscription[Any]], Any]:
-    async def subscribe(sub: Subscription[Any]) -> None:
-        client._subscriptions.add(sub)
-        try:
-            await client._observe(path, sub, initial=True)
-        except BaseException:
-            client._subscriptions.discard(sub)
-            raise
-
-    return subscribe

@@ -36,33 +36,23 @@ from roost.client.config import (
     resolve_path,
 )
 from roost.client.inbound import call_user, serve_request
+from roost.client.keepalive import keepalive_interval, local_deadline
 from roost.client.leases import Lease, LeaseBook
 from roost.client.link import Link
 from roost.client.reconnect import Backoff, describe_failure, is_retryable
-from roost.client.registrations import Kind, Registrations
+from roost.client.registrations import Registrations
+from roost.client.replay import forget_values, replay
 from roost.errors import ConnectFailed, ConnectionClosed, Disconnected, NoLease, RemoteError
 from roost.protocol import messages as m
 from roost.protocol.messages import Unknown
 from roost.protocol.values import Value
 
-__all__ = ("ClientCore", "Hook", "keepalive_interval", "margin")
+__all__ = ("ClientCore", "Hook")
 
 log = logging.getLogger("roost.client")
 
 Hook = Callable[[], Any]
 _Job = tuple[Callable[..., Any], tuple[Any, ...]]
-
-
-def margin(seconds: float) -> float:
-    """How much earlier than the broker the client gives up a lease: max(0.5 s, 10 %)."""
-    return max(0.5, 0.1 * seconds)
-
-
-def keepalive_interval(seconds: float) -> float:
-    """How often to prove liveness against a limit of ``seconds`` (server timeout or ttl): a
-    third of it, and soon enough that two answers can be late before the local deadline."""
-    lead = seconds - margin(seconds)
-    return min(seconds / 3, lead / 2) if lead > 0 else seconds / 4
 
 
 class ClientCore:
@@ -287,7 +277,7 @@ class ClientCore:
                 try:
                     with anyio.fail_after(self.timeout.ping_timeout + 5):
                         await self._handshake(link)
-                    await self._replay(link, self._gen)
+                    await replay(link, self._regs, self._gen, leases=self._lease_capable)
                 except Exception as exc:
                     link.close(exc)
                     return exc, ready
@@ -311,13 +301,8 @@ class ClientCore:
             self._link = self._link_tg = None
         self._set_connected(False)
         self._leases.link_lost()
-        if self._closed:
-            return
-        for entry in self._regs.observes.values():
-            if entry.value is not Unknown:
-                entry.value = Unknown
-                for sub in list(entry.subscribers):
-                    sub.deliver(Unknown)
+        if not self._closed:
+            forget_values(self._regs)
 
     async def _handshake(self, link: Link) -> None:
         server_timeout = self.timeout.server_timeout
@@ -336,84 +321,6 @@ class ClientCore:
         else:
             self._broker_info = None
             self._lease_capable = False
-
-    async def _replay(self, link: Link, gen: int) -> None:
-        """Send every pending registration, state value, listen, observe and guard.
-
-        Loops until nothing is pending, so entries added meanwhile are not missed.
-        """
-        regs = self._regs
-        while pending := regs.pending(gen):
-            for kind, path in pending:
-                try:
-                    if kind == "guard" and not self._lease_capable:
-                        regs.guards[path].gen = gen  # nothing to guard on a plain ESHET broker
-                        continue
-                    reply = await self._replay_one(link, gen, kind, path)
-                except KeyError:
-                    continue  # removed meanwhile
-                if isinstance(reply, m.ReplyError):
-                    log.warning("replay of %s %s refused: %r", kind, path, reply.value.obj)
-                    regs.forget(kind, path)
-
-    async def _replay_one(self, link: Link, gen: int, kind: Kind, path: str) -> m.Message:
-        regs = self._regs
-        if kind == "action":
-            regs.actions[path].gen = gen
-            return await link.request(lambda rid: m.ActionRegister(rid, path))
-        if kind == "prop":
-            regs.props[path].gen = gen
-            return await link.request(lambda rid: m.PropRegister(rid, path))
-        if kind == "event":
-            regs.events[path].gen = gen
-            return await link.request(lambda rid: m.EventRegister(rid, path))
-        if kind == "state":
-            regs.states[path].gen = gen
-            return await link.request(lambda rid: m.StateRegister(rid, path))
-        if kind == "state_value":
-            state = regs.states[path]
-            state.value_gen = gen
-            value = state.value
-            assert value is not None
-            return await link.request(lambda rid: m.StateChanged(rid, path, value))
-        if kind == "listen":
-            regs.listens[path].gen = gen
-            return await link.request(lambda rid: m.EventListen(rid, path))
-        if kind == "observe":
-            entry = regs.observes[path]
-            entry.gen = gen
-            return await link.request(
-                lambda rid: m.StateObserve(rid, path), partial(self._observed, path, None)
-            )
-        guard = regs.guards[path]
-        guard.gen = gen
-        body = Value.of({"path": path, "resource": guard.resource})
-        return await link.request(lambda rid: m.LeaseGuard(rid, body))
-
-    def _observed(self, path: str, only: Any, reply: m.Message) -> None:
-        """Record an observe reply (in the reader task, so no notification overtakes it).
-
-        ``only``: deliver the value to that new subscriber alone (a first observe); ``None``:
-        deliver to every subscriber if it changes anything (a replay).
-        """
-        entry = self._regs.observes.get(path)
-        if entry is None:
-            return
-        if isinstance(reply, m.ReplyStateKnown):
-            value: Any = reply.value.obj
-        elif isinstance(reply, m.ReplyStateUnknown):
-            value = Unknown
-        else:
-            return
-        if only is not None:
-            entry.value = value
-            only.deliver(value)
-            return
-        if value is Unknown and entry.value is Unknown:
-            return
-        entry.value = value
-        for sub in list(entry.subscribers):
-            sub.deliver(value)
 
     async def _pinger(self, link: Link) -> None:
         """Ping after ``idle_ping`` seconds without sending (while holding a lease, at least
@@ -462,23 +369,14 @@ class ClientCore:
     # -- local lease deadlines -------------------------------------------------------------
 
     def _local_deadline(self, lease: Lease) -> tuple[float, str]:
-        """When this client must consider ``lease`` lost, and the reason it would have.
-
-        The broker cannot end the lease for silence before the send time of the latest
-        answered request plus the server timeout, nor for its ttl before the latest accepted
-        retain plus the ttl; the client gives up a margin earlier (leases.md §4.1).
-        """
-        deadline, reason = math.inf, ""
-        server_timeout = self.timeout.server_timeout
+        """When this client must consider ``lease`` lost, and why (see :mod:`.keepalive`)."""
         link = self._link
-        if server_timeout and link is not None:
-            deadline = link.last_answered_send + server_timeout - margin(server_timeout)
-            reason = "timeout"
-        if lease.ttl:
-            expiry = lease.retained_at + lease.ttl - margin(lease.ttl)
-            if expiry < deadline:
-                deadline, reason = expiry, "expired"
-        return deadline, reason
+        return local_deadline(
+            server_timeout=self.timeout.server_timeout,
+            last_answered_send=link.last_answered_send if link is not None else None,
+            ttl=lease.ttl,
+            retained_at=lease.retained_at,
+        )
 
     async def _lease_watchdog(self) -> None:
         """Mark leases lost at their local deadline, even while TCP looks healthy."""

@@ -25,7 +25,8 @@ from typing import Any, TypeAlias
 
 import anyio
 
-from roost.client.core import ClientCore, keepalive_interval
+from roost.client.core import ClientCore
+from roost.client.keepalive import keepalive_interval
 from roost.client.leases import Lease, LeaseWallet
 from roost.client.registrations import UNSENT, GuardEntry
 from roost.errors import (
@@ -393,9 +394,9 @@ class LeaseVerbs(ClientCore):
 
         While held, pings go out at least every third of the server timeout and, with a ttl,
         retains every third of the ttl (sooner when the margin leaves less room, see
-        :func:`~roost.client.core.keepalive_interval`). ``keep_running()`` (sync or async) is asked
-        before each retain; when it returns false or takes longer than that, retaining stops
-        and the lease expires. ``keep_running`` implies a ttl (the server timeout, or 30 s).
+        :func:`~roost.client.keepalive.keepalive_interval`). ``keep_running()`` (sync or async)
+        is asked before each retain; when it returns false or takes longer than that, retaining
+        stops and the lease expires. ``keep_running`` implies a ttl (the server timeout, or 30 s).
         The lease counts as lost a margin before the broker could end it, on a revocation push,
         or when the connection drops; then ``lease.lost`` is set, ``on_lost(lease)`` called,
         and (``cancel_on_loss``) the body is cancelled and ``LeaseLost`` raised from the block.
