@@ -47,9 +47,11 @@ class Command:
 
 @dataclass
 class FencedOwner:
-    """The owner of one guarded node per resource; ``epoch`` is the broker run it knows."""
+    """The owner of one guarded node per resource; ``epoch`` is the broker run it knows;
+    ``use_floor`` False makes it rely on its validators alone."""
 
     epoch: int
+    use_floor: bool = True
     fences: dict[str, LeaseValidator] = field(default_factory=dict)
     applied: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -66,11 +68,11 @@ class FencedOwner:
         tok = cmd.token
         if tok["epoch"] != self.epoch:
             return "WRONG_EPOCH"
-        if floor is not None and tok["seq"][0] < floor:
+        if self.use_floor and floor is not None and tok["seq"][0] < floor:
             return "FLOOR"
         fence = self.fences.setdefault(cmd.guard, LeaseValidator())
         try:
-            fence.check(tok)
+            fence.check({**tok, "resource": cmd.guard})
         except LeaseError as exc:
             return exc.status
         self.applied.setdefault(cmd.guard, []).append(tok)

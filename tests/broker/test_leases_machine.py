@@ -57,6 +57,7 @@ class LeaseMachine(RuleBasedStateMachine):
         self.ended_ids: set[int] = set()
         self.published = {s.resource: s.value for s in self.table.holder_states()}
         self.owner = FencedOwner(self.epoch)
+        self.bare_owner = FencedOwner(self.epoch, use_floor=False)  # token order alone
         self.in_flight: list[Command] = []
 
     def _new_table(self) -> LeaseTable:
@@ -449,15 +450,17 @@ class LeaseMachine(RuleBasedStateMachine):
         self._command(name, guard, tok)
 
     @precondition(lambda self: self.model.active())
-    @rule(i=picks, j=picks, how=st.sampled_from(("plain", "own", "sub")))
+    @rule(i=picks, j=st.sampled_from((0, 0, 1, 2)), how=st.sampled_from(("plain", "own", "sub")))
     def holder_command(self, i: int, j: int, how: str) -> None:
-        """A holder calls a node guarded by a resource its lease covers: plain, with its own
-        token, or with a sub-lease (as a delegate would)."""
+        """A holder calls a node guarded by a resource its lease covers (the deepest more
+        often, so that leases on several levels meet at one node): plain, with its own token,
+        or with a sub-lease (as a delegate would)."""
         live = [x for x in self.model.active() if x.conn not in self.silent]
         if not live:
             return
         held = self._pick(live, i)
-        guard = self._pick([r for r in RESOURCES if covers(held.resource, r)], j)
+        below = sorted((r for r in RESOURCES if covers(held.resource, r)), key=len, reverse=True)
+        guard = self._pick(below, j)
         tok = self.table._records[held.resource].active[held.root].token
         self._command(held.conn, guard, None if how == "plain" else tok)
         if how == "sub":
@@ -494,16 +497,22 @@ class LeaseMachine(RuleBasedStateMachine):
             self.in_flight.append(Command(name, guard, reply["token"], backing))
 
     @precondition(lambda self: self.in_flight)
-    @rule(i=picks)
-    def deliver(self, i: int) -> None:
-        """The owner receives one forwarded call, in an order hypothesis picks (a paused
-        holder's call may arrive after newer ones, after its lease ended, after a restart)."""
-        cmd = self.in_flight.pop(i % len(self.in_flight))
+    @rule(order=st.lists(picks, min_size=1, max_size=3))
+    def deliver(self, order: list[int]) -> None:
+        """The owners receive up to three forwarded calls, in an order hypothesis picks (a
+        paused holder's call may arrive after newer ones, after its lease ended, after a
+        restart)."""
+        for i in order:
+            if self.in_flight:
+                self._deliver(self.in_flight.pop(i % len(self.in_flight)))
+
+    def _deliver(self, cmd: Command) -> None:
         mdl = self.model
         state = self.published.get(cmd.guard)
         floor = state["floor"] if state is not None else None
         newest = self.owner.newest(cmd.guard)
         outcome = self.owner.deliver(cmd, floor)
+        self.bare_owner.deliver(cmd, floor)
         lease: MLease = cmd.backing
         same_epoch = cmd.token["epoch"] == self.epoch
         event(f"delivered: {outcome}, lease {'active' if lease.ended is None else 'ended'}")
@@ -521,11 +530,13 @@ class LeaseMachine(RuleBasedStateMachine):
                 # still holds, so the floor alone refuses the late call.
                 assert outcome != "applied", (cmd, floor, newest)
         self.owner.check()
+        self.bare_owner.check()
 
     @invariant()
     def owner_never_goes_back(self) -> None:
-        """16: whatever the delivery order, the owner's applied tokens never go backwards."""
+        """16: whatever the delivery order, the owners' applied tokens never go backwards."""
         self.owner.check()
+        self.bare_owner.check()
 
     @precondition(lambda self: self.restarts < 2)
     @rule()
@@ -542,7 +553,8 @@ class LeaseMachine(RuleBasedStateMachine):
         self._step(result)
         old = [t for t in self.tokens if t.get("epoch") == self.epoch][-3:]
         self.epoch += 1
-        self.owner.epoch = self.epoch  # the owner learns the new run from the broker
+        self.owner.epoch = self.epoch  # the owners learn the new run from the broker
+        self.bare_owner.epoch = self.epoch
         now = mdl.now
         self.model = Model(self.epoch, self.roots.peek, self.declared)
         self.model.now = now
