@@ -11,6 +11,7 @@ tokens are checked with.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,6 @@ class FencedOwner:
         """Invariant 16: per guarded node, the applied tokens never go backwards (so neither do
         their roots), whatever the delivery order was."""
         for guard, toks in self.applied.items():
-            for before, after in zip(toks, toks[1:], strict=False):
+            for before, after in itertools.pairwise(toks):
                 assert order(after, before) in ("NEWER", "SUB_LEASE", "SAME"), (guard, toks)
                 assert (after["epoch"], after["seq"][0]) >= (before["epoch"], before["seq"][0])

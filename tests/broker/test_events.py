@@ -127,7 +127,7 @@ async def test_emit_order_from_one_source(broker_thread: BrokerThread) -> None:
 
 
 async def test_broker_owned_event_refuses_emit(broker_thread: BrokerThread) -> None:
-    """D19: a client's emit on a broker-owned event gets not_owner; listeners see nothing."""
+    """§15: a client's emit on a broker-owned event gets not_owner; listeners see nothing."""
     async with await connect(broker_thread.port) as a, await connect(broker_thread.port) as b:
         await b.call_ok(m.EventListen(1, "/meta/lease_events"))
         broker_thread.call(

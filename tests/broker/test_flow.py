@@ -131,7 +131,7 @@ async def test_slow_consumer_bounded_memory() -> None:
 
 
 async def test_slow_consumer_errors_stay_local(broker_thread: BrokerThread) -> None:
-    """D16: after a slow consumer is dropped, its paths are free and others keep working."""
+    """§14: after a slow consumer is dropped, its paths are free and others keep working."""
     slow = _silent_socket(broker_thread.port, "/ev2")
     try:
         async with await connect(broker_thread.port) as a:

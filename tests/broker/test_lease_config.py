@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -171,7 +172,8 @@ async def test_keywords_override_the_file(tmp_path: Path) -> None:
 )
 async def test_bad_keyword_limits(option: str, value: object) -> None:
     """A limit given as a keyword is checked as strictly as in the file."""
-    broker = Broker(port=0, **{option: value})
+    options: dict[str, Any] = {option: value}
+    broker = Broker(port=0, **options)
     with pytest.raises(ValueError, match=option):
         await broker.start()
 
@@ -219,19 +221,19 @@ async def test_declared_max_holders_enforced_end_to_end(tmp_path: Path) -> None:
 async def test_wait_limit_on_the_wire(tmp_path: Path) -> None:
     """With max_waits = 1 from the file, a second waiting acquire of one connection gets an
     error reply {status: WAIT_LIMIT, max_waits: 1}; the first wait stays queued."""
-    async with Broker(port=0, lease_config=write(tmp_path, "max_waits = 1")) as broker:
-        async with (
-            await connect(broker.port, timeout=5) as a,
-            await connect(broker.port, timeout=5) as b,
-        ):
-            with anyio.fail_after(10):
-                for name in ("r1", "r2"):
-                    assert (await lease(a, m.LeaseAcquire, resource=name)).status == "OK"
-                first = await lease(b, m.LeaseAcquire, resource="r1", wait=-1)
-                assert first.status == "QUEUED"
-                second = await lease(b, m.LeaseAcquire, resource="r2", wait=-1)
-                assert not second.ok
-                assert second.value == {"status": "WAIT_LIMIT", "max_waits": 1}
-                assert isinstance(lease_error_for(second.value), WaitLimit)
-                info = await lease(b, m.LeaseInfo, resource="r1")
-                assert [w["request"] for w in info["info"]["waiters"]] == [first["request"]]
+    async with (
+        Broker(port=0, lease_config=write(tmp_path, "max_waits = 1")) as broker,
+        await connect(broker.port, timeout=5) as a,
+        await connect(broker.port, timeout=5) as b,
+    ):
+        with anyio.fail_after(10):
+            for name in ("r1", "r2"):
+                assert (await lease(a, m.LeaseAcquire, resource=name)).status == "OK"
+            first = await lease(b, m.LeaseAcquire, resource="r1", wait=-1)
+            assert first.status == "QUEUED"
+            second = await lease(b, m.LeaseAcquire, resource="r2", wait=-1)
+            assert not second.ok
+            assert second.value == {"status": "WAIT_LIMIT", "max_waits": 1}
+            assert isinstance(lease_error_for(second.value), WaitLimit)
+            info = await lease(b, m.LeaseInfo, resource="r1")
+            assert [w["request"] for w in info["info"]["waiters"]] == [first["request"]]

@@ -521,9 +521,7 @@ class LeaseMachine(RuleBasedStateMachine):
             # before it: the published floor never exceeds an active covering lease's root.
             assert outcome in ("applied", "OLDER"), (outcome, floor, lease)
         if same_epoch and lease.ended is not None and state is not None:
-            later = [
-                x for x in mdl.leases if covers(x.resource, cmd.guard) and x.root > lease.root
-            ]
+            later = [x for x in mdl.leases if covers(x.resource, cmd.guard) and x.root > lease.root]
             holding = mdl.covering(cmd.guard)
             if later and all(x.root > lease.root for x in holding):
                 # Superseded: a newer lease covering the guard was granted and no older one

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 
+import anyio
 import pytest
 import uvloop
 
+from roost.broker import Broker
 from roost.broker.run import LOOPS, loop_factory
 from roost.protocol import messages as m
 from tests.brokerproc import BrokerProcess
@@ -88,3 +94,52 @@ async def test_serve_loop_option() -> None:
             await wire.call_ok(m.StateChanged(wire.next_id(), "/s", v(1)))
             rid = wire.next_id()
             assert await wire.request(m.Get(rid, "/s")) == ok(rid, 1)
+
+
+class _SkewedLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop whose clock runs 10^4 s ahead of ``time.monotonic()``."""
+
+    def time(self) -> float:
+        return super().time() + 1e4
+
+
+@contextlib.contextmanager
+def _broker_on(factory: Callable[[], asyncio.AbstractEventLoop]) -> Iterator[int]:
+    """Serve ``Broker(port=0)`` from a daemon thread on a loop made by ``factory``; yield its
+    port."""
+    ready: Future[tuple[asyncio.AbstractEventLoop, asyncio.Event, int]] = Future()
+
+    async def main() -> None:
+        stopped = asyncio.Event()
+        async with Broker(port=0) as broker:
+            ready.set_result((asyncio.get_running_loop(), stopped, broker.port))
+            await stopped.wait()
+
+    def run() -> None:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main())
+
+    thread = threading.Thread(target=run, name="broker", daemon=True)
+    thread.start()
+    loop, stopped, port = ready.result(timeout=10)
+    try:
+        yield port
+    finally:
+        loop.call_soon_threadsafe(stopped.set)
+        thread.join(timeout=10)
+
+
+async def test_one_clock_for_timers_and_traffic() -> None:
+    """On a loop whose clock is not ``time.monotonic()``, idle timeouts and observe_t ages use
+    the loop's clock: timeout 1 survives traffic and closes ~1 s after the last byte."""
+    with _broker_on(_SkewedLoop) as port:
+        async with await connect(port, timeout=1) as a:
+            rid = a.next_id()
+            reply = await a.request(m.StateObserveT(rid, "/meta/broker"))
+            assert isinstance(reply, m.ReplyStateTKnown)
+            assert reply.ms < 60_000, reply  # counted from broker start, seconds ago
+            await anyio.sleep(0.6)
+            await a.assert_open()
+            last_byte = time.monotonic()
+            await a.expect_closed(timeout=3)
+            assert 0.9 <= time.monotonic() - last_byte <= 1.6

@@ -158,7 +158,7 @@ def test_disconnect_cleans_everything() -> None:
 
 
 def test_register_over_gone_owner() -> None:
-    """A register that meets the node of a peer that already closed cleans it up first (D13)."""
+    """A register that meets the node of a peer that already closed cleans it up first (§10.6)."""
     router, hooks = _router()
     old, new = _session(router), _session(router)
     router.handle(old, m.ActionRegister(1, "/p"), 0.0)
@@ -169,7 +169,7 @@ def test_register_over_gone_owner() -> None:
 
 
 def test_clients_value_cut_to_a_frame() -> None:
-    """/meta/clients lists as many clients as fit one frame and counts them all (D20)."""
+    """/meta/clients lists as many clients as fit one frame and counts them all (§15.3)."""
     router, _hooks = _router()
     sessions = [_session(router) for _ in range(1500)]
     watcher = sessions[0]

@@ -226,7 +226,7 @@ async def test_meta_clients(broker_thread: BrokerThread) -> None:
 
 
 async def test_reserved_lease_paths(broker_thread: BrokerThread) -> None:
-    """E10/D19: registrations under /meta/leases and of /meta/lease_events are refused; only
+    """E10, §15: registrations under /meta/leases and of /meta/lease_events are refused; only
     holder states and events events may be observed or listened to there."""
     async with await connect(broker_thread.port) as a:
         assert await a.request(m.StateRegister(1, "/meta/leases/r/holder")) == err(

@@ -177,3 +177,11 @@ def test_messages_are_frozen() -> None:
     assert repr(msg) == "EventEmit(id=1, path='/a', value=Value(None))"
     with pytest.raises(TypeError):
         m.EventEmit(1, "/a")  # type: ignore[call-arg]
+
+
+def test_unknown_prints_as_its_name() -> None:
+    """The Unknown sentinel reads "Unknown" in str, repr and f-strings, and is falsy."""
+    assert str(m.Unknown) == "Unknown"
+    assert repr(m.Unknown) == "Unknown"
+    assert f"{m.Unknown}" == "Unknown"
+    assert not m.Unknown

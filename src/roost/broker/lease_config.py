@@ -78,15 +78,10 @@ class LeaseConfig:
     source: str | None = field(default=None, compare=False)
 
 
-def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
 def _count(source: str, key: str, value: object, minimum: int) -> int:
-    if not _is_int(value) or value < minimum:  # type: ignore[operator] (int checked first)
-        raise LeaseConfigError(source, key, f"must be an integer >= {minimum}, not {value!r}")
-    assert isinstance(value, int)
-    return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return value
+    raise LeaseConfigError(source, key, f"must be an integer >= {minimum}, not {value!r}")
 
 
 def _resource_name(source: str, key: str, value: object) -> str:

@@ -2,9 +2,9 @@
 
 Rules of this module:
 
-- These nodes are ``internal``: never removed, owned by the broker (D19).
+- These nodes are ``internal``: never removed, owned by the broker (protocol.md §15).
 - ``/meta/clients`` is rebuilt at most once per 100 ms while observed, and lazily on ``get`` or
-  observe otherwise; its value is cut to fit one frame, with ``clients_total`` (D20). It appears
+  observe otherwise; its value is cut to fit one frame, with ``clients_total`` (§15.3). It appears
   in ``/meta/ls`` once it has been read or observed.
 - Synchronous, like the router that calls it.
 """
@@ -32,7 +32,7 @@ _CLIENTS_BUDGET: Final = frames.MAX_PAYLOAD - 7 - 64
 
 
 def broker_info() -> dict[str, Any]:
-    """The value of ``/meta/broker`` (D12): name, version and extensions."""
+    """The value of ``/meta/broker`` (protocol.md §15.2): name, version and extensions."""
     return {"name": "roost", "version": roost.__version__, "extensions": {"lease": 1}}
 
 
@@ -123,7 +123,7 @@ class Meta:
             self.router.publish_state(node.path, Value(self._clients_value()), now)
 
     def _clients_value(self) -> bytes:
-        """``{"clients": [entry...], "clients_total": n}``, cut to fit a frame (D20)."""
+        """``{"clients": [entry...], "clients_total": n}``, cut to fit a frame (§15.3)."""
         router = self.router
         entries: list[bytes] = []
         size = 0

@@ -8,9 +8,10 @@ Rules of this module:
   Fan-out encodes a frame once and queues the same bytes object on every listener.
 - Values travel as the sender's bytes (``Value.raw``); they were validated once on arrival.
 - Replies the router produces itself are queued while handling the request, so they keep
-  request order (D11); forwarded replies go out when the owner answers.
-- Cleanup on close is synchronous (D13): ``disconnect`` leaves no trace of the session.
-- Time is a parameter: ``now`` is the server's monotonic clock; nothing here reads a clock.
+  request order (protocol.md §13); forwarded replies go out when the owner answers.
+- Cleanup on close is synchronous (protocol.md §10.6): ``disconnect`` leaves no trace of the
+  session.
+- Time is a parameter: ``now`` is the event loop's monotonic clock; nothing here reads a clock.
 - Extension hook points: ``handle_extension``, ``hello_hooks``, ``disconnect_hooks``,
   ``leases_held``, ``Node.guard``, ``publish_state`` / ``publish_event``.
 """
@@ -54,7 +55,7 @@ class Router:
     Args:
         hooks: the I/O layer's callbacks.
         now: monotonic time at start (``/meta/broker``'s observe_t counts from it).
-        max_outbound: default bound on each session's unsent output (D16).
+        max_outbound: default bound on each session's unsent output (protocol.md §14).
     """
 
     def __init__(self, hooks: ServerHooks, now: float, *, max_outbound: int) -> None:
@@ -139,7 +140,7 @@ class Router:
             self.disconnect(doomed.pop(), "slow_consumer", now)
 
     def disconnect(self, session: Session, reason: str, now: float) -> None:
-        """Forget ``session`` at once (D13) and close its transport; idempotent.
+        """Forget ``session`` at once (protocol.md §10.6) and close its transport; idempotent.
 
         Its listens and observes end; its actions and props vanish; its events and states lose
         their owner (observers of a known state get one 0x45); every request forwarded to it
@@ -203,10 +204,6 @@ class Router:
         if key is not None and self._by_key.get(key) is session:
             del self._by_key[key]
         session.client_key = None
-
-    def session_by_id(self, client_id: Value) -> Session | None:
-        """The live session whose client id equals ``client_id``, if any."""
-        return self._by_key.get(_id_key(client_id))
 
     def _after_hello(self, session: Session, now: float) -> None:
         self.hooks.timeout_changed(session)
@@ -305,7 +302,7 @@ class Router:
     ) -> None:
         """Send the request ``make(owner_id)`` to ``owner`` under a broker-chosen id and route
         its reply back to ``session`` under ``rid``. All 65536 ids outstanding on the owner's
-        connection: ``err too_many_requests`` and nothing is forwarded (D19)."""
+        connection: ``err too_many_requests`` and nothing is forwarded (protocol.md §7)."""
         conn = owner.conn
         oid = conn.allocate_id()
         if oid is None:
@@ -337,7 +334,7 @@ class Router:
         node = self.tree.nodes.get(path)
         owner = None if node is None else node.owner
         # A client that closes and at once registers again from a new connection must not lose
-        # the race against the close being reported (D13).
+        # the race against the close being reported (protocol.md §10.6).
         if owner is not None and owner is not session and self.hooks.peer_gone(owner):
             self.disconnect(owner, "disconnected", now)
             node = self.tree.nodes.get(path)
@@ -545,7 +542,7 @@ class Router:
         self._set_state(node, None, now)
 
     def _set_state(self, node: Node, raw: bytes | None, now: float) -> None:
-        """Store a state value and notify every observer (repeats always notify, D10)."""
+        """Store a state value and notify every observer (repeats always notify, §10.5)."""
         node.value = raw
         node.last_update = now
         if node.listeners:
@@ -580,7 +577,7 @@ class Router:
 
         Raises:
             ValueError: ``path`` is taken by something else, or the value does not fit a frame
-                (D20: the caller cuts published values to fit).
+                (protocol.md §15: the caller cuts published values to fit).
         """
         node = self._internal_node(path, STATE, now)
         raw = None if isinstance(value, m.UnknownType) else value.raw

@@ -134,7 +134,7 @@ def serve(
         host, port: the address to listen on (port 0 picks a free port; the log line shows it).
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
         log_format: ``console`` or ``json`` (one object per line).
-        max_outbound: per-connection bound on unsent output, in bytes (D16).
+        max_outbound: per-connection bound on unsent output, in bytes (protocol.md §14).
         loop: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop`` (:func:`loop_factory`).
         **options: lease settings (``state_dir``, ``audit_file``, ``lease_config``,
             ``resources``, ``ttl_max``, ``max_resources``, ``max_waits``; see :class:`Broker`).

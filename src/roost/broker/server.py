@@ -8,6 +8,8 @@ Rules of this module:
   schedules a single ``call_soon``; the flush writes each dirty session's outbox in one write.
 - Idle timeouts (§12) cost nothing per chunk: each chunk only records the time; one lazy timer
   per connection re-arms itself for the time remaining.
+- One clock: every ``now`` handed to the router is the event loop's ``loop.time()``, the clock
+  its timers run on (uvloop's is a cached millisecond clock, not ``time.monotonic()``).
 - A connection that breaks the protocol is closed with its reason logged; nothing a client
   sends can raise out of here.
 """
@@ -35,8 +37,15 @@ DEFAULT_PORT: Final = 11236
 DEFAULT_MAX_OUTBOUND: Final = 8 * 1024 * 1024
 #: Options accepted now and wired by the lease layer.
 _LEASE_OPTIONS: Final = frozenset(
-    ("state_dir", "audit_file", "resources", "lease_config")
-    + ("ttl_max", "max_resources", "max_waits")
+    (
+        "state_dir",
+        "audit_file",
+        "resources",
+        "lease_config",
+        "ttl_max",
+        "max_resources",
+        "max_waits",
+    )
 )
 
 log = logging.getLogger("roost.broker")
@@ -225,10 +234,12 @@ def _client_repr(session: Session) -> str:
 class _ConnectionProtocol(asyncio.Protocol):
     """One client connection: bytes in, router calls, nothing else."""
 
-    __slots__ = ("router", "session")
+    __slots__ = ("clock", "router", "session")
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, clock: Callable[[], float]) -> None:
         self.router = broker.router
+        #: The loop's ``time``: the clock the idle timers compare against.
+        self.clock = clock
         self.session: Session | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -240,10 +251,11 @@ class _ConnectionProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                 # Both loops set it already; the latency targets depend on it, so say it here.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # Our own bound (D16) replaces asyncio's pause/resume; keep its callbacks out of the way.
+        # Our own bound (protocol.md §14) replaces asyncio's pause/resume; keep its callbacks
+        # out of the way.
         transport.set_write_buffer_limits(high=0x7FFFFFFF)
         peer = _peer_name(transport.get_extra_info("peername"))
-        session = self.router.open_session(peer, time.time(), time.monotonic())
+        session = self.router.open_session(peer, time.time(), self.clock())
         session.writer = transport
         self.session = session
         conn_log.info("connection opened: peer=%s", peer, extra={"peer": peer})
@@ -252,7 +264,7 @@ class _ConnectionProtocol(asyncio.Protocol):
         session = self.session
         if session is None or session.closed:
             return
-        now = time.monotonic()
+        now = self.clock()
         session.last_received = now
         router = self.router
         try:
@@ -284,7 +296,7 @@ class _ConnectionProtocol(asyncio.Protocol):
         session = self.session
         if session is not None and not session.closed:
             session.writer = None
-            self.router.disconnect(session, "disconnected", time.monotonic())
+            self.router.disconnect(session, "disconnected", self.clock())
 
 
 class Broker:
@@ -298,7 +310,7 @@ class Broker:
         host: address to bind (default loopback).
         port: TCP port; 0 picks a free one.
         max_outbound: bound in bytes on each connection's unsent output; a connection over it is
-            closed as ``slow_consumer`` (D16).
+            closed as ``slow_consumer`` (protocol.md §14).
         **options: lease settings: ``state_dir``, ``audit_file``, ``lease_config`` (a TOML
             file or a ``LeaseConfig``), ``resources``, ``ttl_max``, ``max_resources`` and
             ``max_waits`` (these four override the file); checked at :meth:`start`.
@@ -362,13 +374,13 @@ class Broker:
 
         install_leases(
             self._router,
-            wall_offset=time.time() - time.monotonic(),
+            wall_offset=time.time() - loop.time(),
             wall_ns=time.time_ns(),
             now=loop.time(),
             **self.options,
         )
         self._server = await loop.create_server(
-            lambda: _ConnectionProtocol(self), self.host, self._port, reuse_address=True
+            lambda: _ConnectionProtocol(self, loop.time), self.host, self._port, reuse_address=True
         )
         log.info(
             "listening on %s:%d",

@@ -42,7 +42,7 @@ class Session:
         peer: the peer address as ``"host:port"`` (for logs and ``/meta/clients``).
         since: wall-clock time of the connection (for ``/meta/clients``).
         now: monotonic time of the connection (the idle timer counts from it until data arrives).
-        max_outbound: the bound on unsent output in bytes (D16).
+        max_outbound: the bound on unsent output in bytes (protocol.md §14).
         dirty: the router's list of sessions with queued output (shared, appended to here).
         wake: called when ``dirty`` goes from empty to non-empty (schedules one flush).
         on_overflow: called once when the bound is exceeded.

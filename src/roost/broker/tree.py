@@ -41,7 +41,7 @@ _LS_PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)*/[A-Za-z0-9_]*")
 
 
 def valid_path(path: str) -> bool:
-    """True if ``path`` matches ``^(/[A-Za-z0-9_]+)+$`` exactly (D14; no trailing newline)."""
+    """True if ``path`` matches ``^(/[A-Za-z0-9_]+)+$`` exactly (§10.1; no trailing newline)."""
     return _PATH_RE.fullmatch(path) is not None
 
 
@@ -54,7 +54,7 @@ class Node:
     """One leaf of the tree: an action, prop, event or state.
 
     ``owner`` is the owning session or ``None``; ``internal`` marks nodes the broker owns itself
-    (D19). ``value`` is the raw msgpack bytes of a known state, ``None`` when unknown.
+    (protocol.md §15). ``value`` is the raw msgpack bytes of a known state, ``None`` when unknown.
     ``path_head`` caches ``path\\0`` and ``note_head`` the notification head, so fan-out frames
     are built by concatenation only.
     ``guard`` is reserved for the lease layer (the resource guarding calls and sets, or ``None``).

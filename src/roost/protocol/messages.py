@@ -97,7 +97,7 @@ __all__ = (
     "UnknownType",
 )
 
-#: The only protocol version (protocol.md §6, D1).
+#: The only protocol version (protocol.md §6).
 VERSION: Final = 1
 
 
@@ -107,6 +107,9 @@ class UnknownType(enum.Enum):
     Unknown = "Unknown"
 
     def __repr__(self) -> str:
+        return "Unknown"
+
+    def __str__(self) -> str:
         return "Unknown"
 
     def __bool__(self) -> bool:
