@@ -11,10 +11,10 @@ Rules of this module:
 
 from __future__ import annotations
 
+import importlib
 import math
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -64,7 +64,6 @@ __all__ = (
     "main",
 )
 
-_LOG_LEVELS = ("debug", "info", "warning", "error")
 _SIZE_UNITS = {
     "": 1,
     "b": 1,
@@ -103,24 +102,24 @@ class ByteSize(click.ParamType[int, Any]):
 
 
 class _Commands(click.Group):
-    """The top-level group; the lease commands are imported only when asked for."""
+    """The top-level group; serve and the lease commands are imported only when asked for."""
 
-    _lazy: ClassVar[frozenset[str]] = frozenset({"lease", "leases"})
+    # Command name -> the module defining it under the same name.
+    _lazy: ClassVar[dict[str, str]] = {
+        "lease": "roost.cli_lease",
+        "leases": "roost.cli_leases",
+        "serve": "roost.cli_serve",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self._lazy})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self._lazy and cmd_name not in self.commands:
+        module = self._lazy.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
             # Imported on demand to keep `roost get` start-up short.
-            if cmd_name == "lease":
-                from roost.cli_lease import lease  # noqa: PLC0415
-
-                self.add_command(lease)
-            else:
-                from roost.cli_leases import leases  # noqa: PLC0415
-
-                self.add_command(leases)
+            command = getattr(importlib.import_module(module), cmd_name)
+            self.add_command(command)
         return super().get_command(ctx, cmd_name)
 
 
@@ -140,97 +139,6 @@ def cli() -> None:
     `lease hold` exits with its command's code, or 75 if the lease was not had in time.
     Shell completion: eval "$(_ROOST_COMPLETE=bash_source roost)" (zsh_source, fish_source).
     """
-
-
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=11236,
-    show_default=True,
-    help="TCP port to listen on (0 picks a free one).",
-)
-@click.option(
-    "--log-level",
-    type=click.Choice(_LOG_LEVELS, case_sensitive=False),
-    default="info",
-    show_default=True,
-    help="Lowest log level written to stderr.",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(("console", "json")),
-    default="console",
-    show_default=True,
-    help="Human-readable lines or one JSON object per line.",
-)
-@click.option(
-    "--max-outbound",
-    type=ByteSize(),
-    default=8 * 1024 * 1024,
-    show_default="8MiB",
-    help="Bytes queued for one slow client before it is disconnected.",
-)
-@click.option(
-    "--loop",
-    type=click.Choice(("auto", "asyncio", "uvloop")),
-    default="auto",
-    show_default=True,
-    help="Event loop: uvloop when installed (auto), or asyncio's own.",
-)
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, dir_okay=True, writable=True),
-    default=None,
-    help="Directory for lease state kept across restarts (the epoch).",
-)
-@click.option(
-    "--audit-file",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="Append one JSON line per lease grant, return, take and revocation.",
-)
-@click.pass_context
-def serve(
-    ctx: click.Context,
-    *,
-    host: str,
-    port: int,
-    log_level: str,
-    log_format: str,
-    max_outbound: int,
-    loop: str,
-    state_dir: str | None,
-    audit_file: str | None,
-) -> int:
-    """Run a broker until interrupted (Ctrl-C or SIGTERM stops it cleanly).
-
-    Exits 0 after a clean stop, 1 if it cannot listen (address in use, bad state dir...).
-    """
-    from roost.broker import serve as run_broker  # noqa: PLC0415 (clients never load the broker)
-
-    settings = settings_of(ctx)
-    try:
-        run_broker(
-            host=host,
-            port=port,
-            log_level=log_level.lower(),
-            log_format=log_format,
-            max_outbound=max_outbound,
-            loop=loop,
-            state_dir=state_dir,
-            audit_file=audit_file,
-        )
-    except KeyboardInterrupt:
-        return EXIT_OK  # a second Ctrl-C during shutdown: still a stop the user asked for
-    except (OSError, ValueError, TypeError) as exc:
-        if settings.verbose:
-            traceback.print_exc()
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        error(f"cannot serve on {host}:{port}: {reason}")
-        return EXIT_REMOTE
-    return EXIT_OK
 
 
 # -- client commands ---------------------------------------------------------------------------

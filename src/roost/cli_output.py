@@ -69,6 +69,7 @@ __all__ = (
     "to_json",
     "until_interrupted",
     "verbose_note",
+    "verbose_option",
 )
 
 EXIT_OK = 0
@@ -152,6 +153,17 @@ def split_server(text: str, default_port: int = 11236) -> tuple[str, int | None]
         return host, None
 
 
+_verbose = click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    default=False,
+    expose_value=False,
+    callback=_store,
+    help="Show tracebacks and extra detail on errors.",
+)
+
+
 def connection_options(func: F) -> F:
     """Add ``-s``, ``--timeout``, ``--json`` and ``-v`` to a command (the group has them too)."""
     options = [
@@ -182,19 +194,16 @@ def connection_options(func: F) -> F:
             callback=_store,
             help="Print one JSON object per line.",
         ),
-        click.option(
-            "-v",
-            "--verbose",
-            is_flag=True,
-            default=False,
-            expose_value=False,
-            callback=_store,
-            help="Show tracebacks and extra detail on errors.",
-        ),
+        _verbose,
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def verbose_option(func: F) -> F:
+    """Add ``-v/--verbose`` alone to a command (the group has it too)."""
+    return _verbose(func)
 
 
 # -- values ------------------------------------------------------------------------------------

@@ -3,10 +3,10 @@
 The owner of guarded nodes receives the commands the broker forwarded, in whatever order the
 test picks, and fences itself as docs/howto/protect-a-device.md tells owners to: it refuses
 tokens of another broker run and roots below the published ``floor`` of the guard's resource,
-and per guarded node it keeps a :class:`~roost.client.LeaseValidator` that checks every token
-under the node's resource name (roots come from one broker-wide counter, so a lease on ``a``
-and a later one on ``a/b`` are ordered). :func:`order` is the independent oracle the applied
-tokens are checked with.
+and per guarded node it keeps a :class:`~roost.client.LeaseValidator` that checks every token as
+it came (the validator orders tokens of overlapping resources by their roots, so a lease on
+``a`` and a later one on ``a/b`` are ordered). :func:`order` is the independent oracle the
+applied tokens are checked with.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class FencedOwner:
             return "FLOOR"
         fence = self.fences.setdefault(cmd.guard, LeaseValidator())
         try:
-            fence.check({**tok, "resource": cmd.guard})
+            fence.check(tok)
         except LeaseError as exc:
             return exc.status
         self.applied.setdefault(cmd.guard, []).append(tok)

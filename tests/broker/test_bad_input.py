@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from roost.protocol import codec
 from roost.protocol import messages as m
 from tests.conftest import BrokerThread
 from tests.wire import Wire, connect, err, ok, v
@@ -61,6 +62,10 @@ TABLE = [
     Case("invalid-path-newline", _frame(b"\x30\x00\x01/a\n\x00"), err(1, "invalid_path")),
     Case("invalid-path-slash", _frame(b"\x43\x00\x01/a/\x00"), err(1, "invalid_path")),
     Case("invalid-path-get", _frame(b"\x23\x00\x01a\x00"), err(1, "invalid_path")),
+    Case("emit-without-nul", _frame(b"\x31\x00\x01/ev"), CLOSE),
+    Case("call-short-id", _frame(b"\x11\x00"), CLOSE),
+    Case("call-without-value", _frame(b"\x11\x00\x01/a\x00"), err(1, "invalid_value")),
+    Case("emit-two-values", _frame(b"\x31\x00\x01/ev\x00\xc0\xc0"), err(1, "invalid_value")),
     Case("hello-bad-version", _frame(b"\x01\x07\x00\x1e"), CLOSE),
     Case("hello-id-missing-id", _frame(b"\x02\x01\x00\x1e"), CLOSE),
 ]
@@ -118,3 +123,26 @@ async def test_garbage_before_hello(broker_thread: BrokerThread) -> None:
     async with await connect(broker_thread.port) as h:
         assert await h.request(m.ActionCall(1, "/x", v([]))) == err(1, "path_not_found")
         assert await h.request(m.Ping(2)) == ok(2)
+
+
+async def test_frames_before_an_error_in_one_chunk(broker_thread: BrokerThread) -> None:
+    """An emit and a call followed by a bad frame in one write are routed, then the sender is
+    closed without a reply."""
+    port = broker_thread.port
+    async with (
+        await connect(port) as listener,
+        await connect(port) as owner,
+        await connect(port) as bad,
+    ):
+        await listener.call_ok(m.EventListen(listener.next_id(), "/chunk/ev"))
+        await owner.register("action", "/chunk/act")
+        emit = codec.encode(m.EventEmit(1, "/chunk/ev", v(7)))
+        call = codec.encode(m.ActionCall(2, "/chunk/act", v([1])))
+        await bad.send_raw(emit + call + _frame(b"\x0c\x00\x01"))
+        assert await listener.recv() == m.EventNotify("/chunk/ev", v(7))
+        forwarded = await owner.recv()
+        assert isinstance(forwarded, m.ActionCall)
+        assert (forwarded.path, forwarded.args) == ("/chunk/act", v([1]))
+        await bad.expect_closed()
+        await owner.send(m.ReplyOk(forwarded.id, v("late")))  # dropped: the caller is gone
+        await owner.assert_open()

@@ -118,7 +118,7 @@ async def granted_holder(port: int, **kw: Any) -> tuple[Holder, dict[str, Any]]:
 
 
 async def test_sigkill_holder_waiter_granted_within_100ms(broker: BrokerProcess) -> None:
-    """Issue acceptance: SIGKILL the holder process; the waiter is granted within 100 ms."""
+    """E8: SIGKILL the holder process; the waiter is granted within 100 ms."""
     holder, token = await granted_holder(broker.port)
     try:
         async with await connect(broker.port, timeout=5) as b:
@@ -135,7 +135,7 @@ async def test_sigkill_holder_waiter_granted_within_100ms(broker: BrokerProcess)
 
 
 async def test_sigstop_holder_revoked_after_idle_timeout(broker: BrokerProcess) -> None:
-    """Issue acceptance: a SIGSTOPped holder (timeout 1) is revoked within timeout + 1 s; once
+    """E8: a SIGSTOPped holder (timeout 1) is revoked within timeout + 1 s; once
     resumed it finds its connection closed and its token is OLDER."""
     holder, token = await granted_holder(broker.port, timeout=1)
     try:
@@ -155,7 +155,7 @@ async def test_sigstop_holder_revoked_after_idle_timeout(broker: BrokerProcess) 
 
 
 async def test_take_pushes_displaced_holder_within_50ms(broker: BrokerProcess) -> None:
-    """Issue acceptance: a take reaches the displaced holder process at once (< 50 ms)."""
+    """E8: a take reaches the displaced holder process at once (< 50 ms)."""
     holder, token = await granted_holder(broker.port)
     try:
         async with await connect(broker.port, timeout=5) as c:
@@ -172,7 +172,7 @@ async def test_take_pushes_displaced_holder_within_50ms(broker: BrokerProcess) -
 
 
 async def test_plain_observer_through_grant_take_kill_return(broker: BrokerProcess) -> None:
-    """Issue 6 acceptance: a plain ESHET observer sees grant, take, return, grant, SIGKILL."""
+    """E10: a plain ESHET observer sees grant, take, return, grant, SIGKILL."""
     port = broker.port
     async with await connect(port) as w, await connect(port, timeout=5) as c:
         assert await observe_holder(w, R) == m.ReplyStateUnknown(0)

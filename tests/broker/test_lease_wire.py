@@ -271,7 +271,7 @@ async def test_holder_state_events_and_listing(broker_thread: BrokerThread) -> N
 
 
 async def test_broker_owns_lease_nodes(broker_thread: BrokerThread) -> None:
-    """D19/E10: nobody else registers, emits or sets under the lease nodes."""
+    """E10: nobody else registers, emits or sets under the lease nodes."""
     async with await connect(broker_thread.port, timeout=5) as a:
         await acquire_ok(a)
         rid = a.next_id()
@@ -458,7 +458,7 @@ async def test_declared_resources_and_nested_holder_states() -> None:
 
 
 async def test_lease_events_cannot_be_forged_before_first_use(broker_thread: BrokerThread) -> None:
-    """D19: even before any lease request, a client's emit on the lease events is not_owner."""
+    """E10: even before any lease request, a client's emit on the lease events is not_owner."""
     async with await connect(broker_thread.port) as p:
         for path in ("/meta/lease_events", f"/meta/leases/{R}/events"):
             await p.call_ok(m.EventListen(p.next_id(), path))

@@ -97,7 +97,7 @@ def test_info_and_list() -> None:
 
 
 def test_list_and_holder_state_fit_a_frame() -> None:
-    """D20: many big holders are cut with totals; list pages with more."""
+    """E10: many big holders are cut with totals; list pages with more."""
     h = Harness()
     conns = [f"c{i}" for i in range(300)]
     h.connect(*conns)
@@ -178,7 +178,7 @@ def test_two_grants_differ() -> None:
 
 
 def test_huge_client_id_still_fits_frames() -> None:
-    """D20: a client id of 40 kB keeps events and pushes within a frame (holder/by left out)."""
+    """E10: a client id of 40 kB keeps events and pushes within a frame (holder/by left out)."""
     from roost.broker.lease_types import Event
     from roost.protocol.values import pack
 

@@ -1,4 +1,5 @@
-"""``roost serve`` as a subprocess: it serves, stops cleanly on signals, and fails clearly."""
+"""``roost serve``: it serves, stops cleanly on signals, passes its lease options on, and fails
+with one line (exit 2 for a bad lease configuration, 1 for any other start-up failure)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,16 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
+import anyio
+import pytest
+
+from roost.protocol import messages as m
+from tests.broker.leasekit import lease
 from tests.brokerproc import BrokerProcess
 from tests.cli.conftest import WAIT, RunRoost
+from tests.wire import connect
 
 
 def test_serve_answers_and_stops_on_sigterm(roost: RunRoost) -> None:
@@ -63,3 +71,90 @@ def test_client_commands_do_not_import_the_broker(server: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT, check=False
     )
     assert proc.stdout.splitlines()[-1] == "0 []", proc.stderr
+
+
+def serve_fails(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``roost serve --port 0 ARGS`` that is expected to fail at start-up."""
+    return subprocess.run(
+        [sys.executable, "-m", "roost", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+
+
+def test_serve_bad_lease_config_exits_2(roost: RunRoost, tmp_path: Path) -> None:
+    """A wrong --lease-config file: one line naming file, key and problem; exit 2."""
+    path = tmp_path / "leases.toml"
+    path.write_text('[[resource]]\nname = "a"\n\n[[resource]]\nname = "b"\nmax_holders = -1\n')
+    result = roost("serve", "--port", "0", "--lease-config", str(path))
+    assert result.code == 2
+    assert (
+        result.err == f"roost: {path}: resource[1].max_holders: must be an integer >= 0, not -1\n"
+    )
+    missing = roost("serve", "--port", "0", "--lease-config", str(tmp_path / "nope.toml"))
+    assert missing.code == 2
+    assert missing.err.startswith(f"roost: {tmp_path / 'nope.toml'}: cannot read: ")
+    assert len(missing.err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--ttl-max", "0"), ("--ttl-max", "inf"), ("--max-resources", "0"), ("--max-waits", "x")],
+)
+def test_serve_bad_lease_options_are_usage_errors(roost: RunRoost, option: str, value: str) -> None:
+    """A lease option out of range is a usage error (exit 2) before anything starts."""
+    result = roost("serve", "--port", "0", option, value)
+    assert result.code == 2
+    assert option in result.err and "Traceback" not in result.err
+
+
+def test_serve_bad_state_dir_exits_1(tmp_path: Path) -> None:
+    """A state dir that cannot be created: one line, exit 1; -v adds the traceback."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    state = blocker / "state"
+    plain = serve_fails("--state-dir", str(state))
+    assert plain.returncode == 1
+    assert plain.stderr.splitlines() == [
+        f"roost: cannot serve on 127.0.0.1:0: cannot create state directory {state}: "
+        f"[Errno 20] Not a directory: '{state}'"
+    ]
+    verbose = serve_fails("--state-dir", str(state), "-v")
+    assert verbose.returncode == 1
+    assert "Traceback" in verbose.stderr and "StateDirError" in verbose.stderr
+    assert verbose.stderr.splitlines()[-1] == plain.stderr.splitlines()[0]
+
+
+def test_serve_bad_audit_file_exits_1(tmp_path: Path) -> None:
+    """An audit file that cannot be opened (a directory): one line with the path, exit 1."""
+    result = serve_fails("--audit-file", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"roost: cannot serve on 127.0.0.1:0: {tmp_path}: Is a directory"
+    ]
+
+
+@pytest.mark.anyio
+async def test_serve_lease_options_override_the_file(tmp_path: Path) -> None:
+    """--ttl-max, --max-resources and --max-waits reach the broker and beat the file's."""
+    path = tmp_path / "leases.toml"
+    path.write_text("ttl_max = 60\nmax_resources = 50\nmax_waits = 10\n")
+    extra = ["--lease-config", str(path), "--ttl-max", "5", "--max-resources", "2"]
+    with BrokerProcess([*extra, "--max-waits", "1"]) as proc:
+        async with (
+            await connect(proc.port, timeout=5) as a,
+            await connect(proc.port, timeout=5) as b,
+        ):
+            with anyio.fail_after(WAIT):
+                long = await lease(a, m.LeaseAcquire, resource="r1", ttl=10)
+                assert long.status == "bad_args" and "at most 5.0" in long["reason"]
+                for name in ("r1", "r2"):
+                    assert (await lease(a, m.LeaseAcquire, resource=name, ttl=5)).status == "OK"
+                third = await lease(a, m.LeaseAcquire, resource="r3")
+                assert third.status == "RESOURCE_LIMIT"
+                assert (await lease(b, m.LeaseAcquire, resource="r1", wait=-1)).status == "QUEUED"
+                second = await lease(b, m.LeaseAcquire, resource="r2", wait=-1)
+                assert second.value == {"status": "WAIT_LIMIT", "max_waits": 1}
+        assert proc.stop() == 0

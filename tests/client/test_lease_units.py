@@ -48,6 +48,65 @@ def test_validator_epochs_and_garbage() -> None:
         validator.check("not a token")
 
 
+def test_validator_orders_tokens_across_resource_levels() -> None:
+    """A stale sub-lease of a lease on lab, arriving after a take of lab/arm, is refused."""
+    validator = LeaseValidator()
+    stale = sublease(token(5, resource="lab"), "helper")
+    validator.check(token(7, resource="lab/arm"))
+    with pytest.raises(Older):
+        validator.check(stale)
+    with pytest.raises(Older):
+        validator.check(token(6, resource="lab/arm/gripper"))  # below the take, older root
+    validator.check(token(8, resource="lab"))  # a later grant on the ancestor wins
+    assert validator.newest("lab/arm") == token(8, resource="lab")
+    with pytest.raises(Older):
+        validator.check(token(7, resource="lab/arm"))  # superseded by [8] on lab
+    validator.check(token(2, resource="lab2"))  # no overlap: never compared
+    validator.check(token(3, resource="bench/arm"))
+    assert validator.newest("lab2") == token(2, resource="lab2")
+
+
+def test_validator_compares_the_ancestor_after_the_descendant() -> None:
+    """Tokens on a descendant accepted first still fence a later token on the ancestor."""
+    validator = LeaseValidator()
+    validator.check(token(4, resource="lab"))
+    validator.check(token(9, resource="lab/arm"))
+    validator.check(token(6, resource="lab/scope"))  # a sibling of lab/arm: only lab counts
+    with pytest.raises(Older):
+        validator.check(token(4, resource="lab"))  # SAME as the lab entry, older than [9]
+    with pytest.raises(Older):
+        validator.check(token(8, resource="lab"))
+    validator.check(token(10, resource="lab"))
+    assert validator.newest("lab/scope") == token(10, resource="lab")
+
+
+def test_validator_same_root_keeps_the_holders_own_order() -> None:
+    """A delegate's sub-leases of a lease on lab are ordered against each other and the
+    holder's own token, whatever levels other tokens were on."""
+    validator = LeaseValidator()
+    lab = token(5, resource="lab")
+    validator.check(token(3, resource="lab/arm"))
+    validator.check(sublease(lab, "a"))
+    validator.check(newer(sublease(lab, "a")))
+    with pytest.raises(Older):
+        validator.check(lab)  # a super-lease of the [5, 1] accepted
+    with pytest.raises(Older):
+        validator.check(sublease(lab, "a"))  # [5, 0] after [5, 1]
+
+
+def test_validator_epochs_across_levels() -> None:
+    """An older epoch on an overlapping resource is WRONG_EPOCH; a newer one wins everywhere
+    it overlaps; a non-overlapping one is not compared."""
+    validator = LeaseValidator()
+    validator.check(token(50, epoch=2, resource="lab/arm"))
+    with pytest.raises(WrongEpoch):
+        validator.check(token(99, epoch=1, resource="lab"))
+    validator.check(token(1, epoch=1, resource="bench"))
+    validator.check(token(1, epoch=3, resource="lab"))
+    with pytest.raises(WrongEpoch):
+        validator.check(token(51, epoch=2, resource="lab/arm"))
+
+
 def test_wallet_never_downgrades_on_older_news() -> None:
     """News about an older token is ignored; newer news replaces the entry."""
     wallet = LeaseWallet()

@@ -316,3 +316,20 @@ def _sample_messages() -> list[m.Message]:
     from tests.vectors import ESHET_VECTORS, EXTENSION_VECTORS
 
     return [vector.message for vector in ESHET_VECTORS + EXTENSION_VECTORS]
+
+
+def test_frames_then_payloads_match_receive_data() -> None:
+    """receive_frames then receive_payload give what receive_data gives, a forgotten reply
+    as None."""
+    conn = _client()
+    rid = conn.allocate_id()
+    assert rid is not None
+    conn.send(m.ActionCall(rid, "/slow", NIL))
+    conn.forget_id(rid)
+    stream = codec.encode(m.ReplyOk(rid, NIL)) + codec.encode(m.EventNotify("/e", NIL))
+    payloads = conn.receive_frames(stream[:-1])
+    assert len(payloads) == 1
+    payloads += conn.receive_frames(stream[-1:])
+    assert [conn.receive_payload(p) for p in payloads] == [None, m.EventNotify("/e", NIL)]
+    with pytest.raises(FramingError):
+        conn.receive_payload(payloads[0])  # the same reply again: nobody waits for it

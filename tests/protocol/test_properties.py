@@ -164,3 +164,26 @@ def test_random_values_validate_or_raise_invalid_value(data: bytes) -> None:
         assert type(exc).__name__ == "InvalidValue"
         return
     assert value.raw == data
+
+
+@_garbage
+@given(st.sampled_from([0x11, 0x31]), st.binary(max_size=80))
+@example(0x31, b"\x00\x01/a\x00\xc0")
+@example(0x11, b"\x00\x01/a\x00")
+@example(0x31, b"\x00")
+def test_split_request_agrees_with_decode(code: int, body: bytes) -> None:
+    """split_request gives decode's id, path and value bytes, or None exactly where decode
+    raises or gives a BadValue."""
+    payload = bytes([code]) + body
+    parts = codec.split_request(payload)
+    try:
+        msg = codec.decode(payload)
+    except ProtocolError:
+        assert parts is None
+        return
+    if isinstance(msg, m.BadValue):
+        assert parts is None
+        return
+    assert isinstance(msg, m.ActionCall | m.EventEmit)
+    raw = msg.args.raw if isinstance(msg, m.ActionCall) else msg.value.raw
+    assert parts == (msg.id, msg.path, raw)

@@ -83,9 +83,11 @@ class TableCore:
         max_waits: int = DEFAULT_MAX_WAITS,
         wall_offset: float = 0.0,
         last_seen: Callable[[Hashable], float] | None = None,
+        peer_of: Callable[[Hashable], Any] | None = None,
     ) -> None:
         self.epoch = epoch
         self._last_seen = last_seen
+        self._peer_of = peer_of
         self.ttl_max = ttl_max
         self.max_resources = max_resources
         self.max_waits = max_waits
@@ -331,7 +333,7 @@ class TableCore:
 
     def _audit_holder(self, lease: Lease) -> dict[str, Any]:
         entry = dict(holder_entry(lease))  # a copy: the shared entry must stay as published
-        entry["connection"] = repr(lease.conn)
+        entry["peer"] = self._peer_of(lease.conn) if self._peer_of is not None else None
         return entry
 
     def _audit(self, event: str, lease: Lease, now: float, **extra: Any) -> None:

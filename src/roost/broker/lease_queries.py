@@ -4,7 +4,7 @@ Rules of this module:
 
 - Nothing here changes the table; functions read its structures and build plain dicts.
 - The use status follows protocol.md E6 rule by rule, in order; keep it that way.
-- Replies and published values are cut to fit one frame (D20).
+- Replies and published values are cut to fit one frame (protocol.md E10).
 """
 
 from __future__ import annotations

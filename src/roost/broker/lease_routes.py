@@ -26,6 +26,7 @@ from roost.broker import frames
 from roost.broker.lease_config import LeaseConfig, load_lease_config
 from roost.broker.lease_store import open_state
 from roost.broker.lease_types import Audit, Close, Declared, Effect, Event, HolderState, Push
+from roost.broker.lease_views import json_safe
 from roost.broker.lease_wire import BadArgs, parse
 from roost.broker.leases import LeaseTable
 from roost.broker.router import Router
@@ -160,16 +161,18 @@ class LeaseLayer:
                 log.warning("cannot publish %s: %s", path, exc)
 
     def _audit(self, record: dict[str, Any]) -> None:
+        safe = json_safe(record)
+        reason = safe.get("reason")
         audit_log.info(
-            "lease %s %s %s",
-            record.get("event"),
-            record.get("resource"),
-            record.get("reason", ""),
-            extra={"audit": record},
+            "lease %s %s%s",
+            safe.get("event"),
+            safe.get("resource"),
+            f" {reason}" if reason else "",
+            extra={"audit": safe},
         )
         if not self._files:
             return
-        line = json.dumps(record, default=repr, sort_keys=True)
+        line = json.dumps(safe, sort_keys=True)
         for f in self._files:
             try:
                 f.write(line + "\n")
@@ -408,6 +411,9 @@ def install_leases(
         seen: float = session.last_received
         return seen
 
+    def peer_of(session: Any) -> Any:
+        return session.peer
+
     table = LeaseTable(
         epoch,
         roots=roots,
@@ -417,6 +423,7 @@ def install_leases(
         max_waits=config.max_waits,
         wall_offset=wall_offset,
         last_seen=last_seen,
+        peer_of=peer_of,
     )
     layer = LeaseLayer(router, table, files)
     layer.publish_all(now)

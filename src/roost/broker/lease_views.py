@@ -3,18 +3,20 @@
 Rules of this module:
 
 - Pure functions from records to plain msgpack-ready dicts (protocol.md E7 "Objects").
-- A published or replied value never exceeds one frame (D20): lists are cut, first entries kept,
-  and the full count given as ``holders_total`` / ``waiters_total``.
+- A published or replied value never exceeds one frame (protocol.md E10): lists are cut, first
+  entries kept, and the full count given as ``holders_total`` / ``waiters_total``.
 - Sizes are measured by packing; small values are never measured twice.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, Final
 
 from roost.broker.lease_types import Lease, Waiter
 from roost.protocol.framing import MAX_PAYLOAD
-from roost.protocol.values import pack
+from roost.protocol.values import MapPairs, pack
 
 __all__ = (
     "ENTRY_MAX",
@@ -23,6 +25,7 @@ __all__ = (
     "fit_list",
     "fits",
     "holder_entry",
+    "json_safe",
     "lease_object",
     "node_budget",
     "shown_entry",
@@ -156,3 +159,32 @@ def shown_entry(lease: Lease) -> dict[str, Any] | None:
     to share a frame with anything (only a client id of many kilobytes makes one so big)."""
     entry = holder_entry(lease)
     return entry if lease.entry_size <= ENTRY_MAX else None
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of a decoded msgpack value that ``json.dumps`` writes as standard JSON (for audit
+    records): bin (``bytes``) becomes its lowercase hex string, a non-finite float its ``str``
+    (``"nan"``, ``"inf"``), a map key that is not a str the JSON text of its converted key, a map
+    with array keys an object keyed likewise; arrays become lists. Anything else unexpected
+    becomes its ``repr``. Never raises (values nest at most 64 deep, protocol.md §4.2).
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, MapPairs):
+        return {_json_key(k): json_safe(v) for k, v in value}
+    if isinstance(value, dict):
+        return {_json_key(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(x) for x in value]
+    return repr(value)
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    safe = json_safe(key)
+    return safe if isinstance(safe, str) else json.dumps(safe, sort_keys=True)

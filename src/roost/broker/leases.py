@@ -81,6 +81,8 @@ class LeaseTable(TableCore):
         wall_offset: added to ``now`` for the wall-clock ``since`` shown to people.
         last_seen: where to read when bytes last arrived from a connection (the server knows);
             without it, :meth:`touch` records that.
+        peer_of: the network peer of a connection, written as ``peer`` into the holder entries
+            of audit records (``None`` without it).
 
     Raises:
         ValueError: a declared name is invalid or repeated.

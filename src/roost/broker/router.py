@@ -110,6 +110,12 @@ class Router:
         always: tuple[type, ...] = (m.Ping, m.Hello, m.HelloId, m.ReplyOk, m.ReplyError, m.BadValue)
         for kind in always:
             self._before_hello[kind] = self._dispatch[kind]
+        #: The busiest requests by type byte, handled from their parts (id, path, value bytes)
+        #: without a message object; only for sessions whose hello is done.
+        self.raw_handlers: dict[int, Callable[[Session, int, str, bytes, float], None]] = {
+            m.ActionCall.code: self.action_call_raw,
+            m.EventEmit.code: self.event_emit_raw,
+        }
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -414,17 +420,25 @@ class Router:
         return node
 
     def _action_call(self, session: Session, msg: m.ActionCall, now: float) -> None:
-        node = self._lookup(session, msg.id, msg.path)
+        self.action_call_raw(session, msg.id, msg.path, msg.args.raw, now)
+
+    def action_call_raw(
+        self, session: Session, rid: int, path: str, raw: bytes, now: float
+    ) -> None:
+        """``action_call`` from its parts (``raw``: the validated args bytes)."""
+        node = self._lookup(session, rid, path)
         if node is None:
             return
         if node.kind is not ACTION:
-            session.push(frames.err(msg.id, "path_is_wrong_type"))
-        elif node.internal:
-            self.meta.call(session, msg, node, now)
-        elif node.guard is not None:
-            self.guarded(session, msg, node, now)
+            session.push(frames.err(rid, "path_is_wrong_type"))
+        elif node.guard is None and not node.internal:
+            self._relay(session, rid, node, 0x11, raw)
         else:
-            self._relay(session, msg.id, node, 0x11, msg.args.raw)
+            msg = m.ActionCall(rid, path, Value(raw))
+            if node.internal:
+                self.meta.call(session, msg, node, now)
+            else:
+                self.guarded(session, msg, node, now)
 
     def _get(self, session: Session, msg: m.Get, now: float) -> None:
         node = self._lookup(session, msg.id, msg.path)
@@ -472,23 +486,26 @@ class Router:
             session.push(frames.ok_nil(msg.id))
 
     def _event_emit(self, session: Session, msg: m.EventEmit, now: float) -> None:
-        node = self.tree.nodes.get(msg.path)
+        self.event_emit_raw(session, msg.id, msg.path, msg.value.raw, now)
+
+    def event_emit_raw(self, session: Session, rid: int, path: str, raw: bytes, now: float) -> None:
+        """``event_emit`` from its parts (``raw``: the validated value bytes)."""
+        node = self.tree.nodes.get(path)
         if node is None:
-            self._lookup(session, msg.id, msg.path)
+            self._lookup(session, rid, path)
             return
         if node.kind is not EVENT:
-            session.push(frames.err(msg.id, "path_is_wrong_type"))
+            session.push(frames.err(rid, "path_is_wrong_type"))
             return
-        path = node.path
         # Lease events, adopted or not yet (the prefix test first: it is the cheap one).
         if node.internal or (path.startswith("/meta/") and self._reserved(path)):
-            session.push(frames.err(msg.id, "not_owner"))
+            session.push(frames.err(rid, "not_owner"))
             return
         # The emitter's reply first: a listening emitter sees it before its own notification.
-        session.push(frames.ok_nil(msg.id))
+        session.push(frames.ok_nil(rid))
         listeners = node.listeners
         if listeners:
-            data = frames.notify(node.note_head, msg.value.raw)
+            data = frames.notify(node.note_head, raw)
             for listener in listeners:
                 listener.push(data)
 

@@ -3,7 +3,8 @@
 Rules of this module:
 
 - No task per connection and no task per message: ``data_received`` feeds the session's
-  sans-IO ``Connection`` and hands each message to the synchronous router.
+  sans-IO ``Connection`` and hands each message to the synchronous router, in order; frames
+  before a protocol error in the same chunk are handled, then the connection closes.
 - Output is flushed once per event-loop iteration: the first frame queued in an iteration
   schedules a single ``call_soon``; the flush writes each dirty session's outbox in one write.
 - Idle timeouts (§12) cost nothing per chunk: each chunk only records the time; one lazy timer
@@ -29,6 +30,7 @@ from typing import Any, Final, cast
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.errors import FramingError
+from roost.protocol.codec import split_request
 from roost.protocol.values import unpack
 
 __all__ = ("DEFAULT_MAX_OUTBOUND", "DEFAULT_PORT", "Broker")
@@ -267,20 +269,29 @@ class _ConnectionProtocol(asyncio.Protocol):
         now = self.clock()
         session.last_received = now
         router = self.router
+        conn = session.conn
+        raw_handlers = router.raw_handlers
+        handle = router.handle
         try:
-            messages = session.conn.receive_data(data)
+            for payload in conn.receive_frames(data):
+                # The busiest requests skip the message objects; a bad one takes the full path,
+                # which reports its error.
+                handler = raw_handlers.get(payload[0]) if conn.hello_done else None
+                if handler is not None and (parts := split_request(payload)) is not None:
+                    rid, path, raw = parts
+                    handler(session, rid, path, raw, now)
+                else:
+                    msg = conn.receive_payload(payload)
+                    if msg is not None:
+                        handle(session, msg, now)
+                if not session.accepting:  # closed, or over its bound and about to be
+                    break
         except FramingError as exc:
             conn_log.warning(
                 "protocol error from %s: %s", session.peer, exc, extra={"peer": session.peer}
             )
             router.disconnect(session, f"protocol_error: {exc}", now)
             return
-        handle = router.handle
-        try:
-            for msg in messages:
-                handle(session, msg, now)
-                if not session.accepting:  # closed, or over its bound and about to be
-                    break
         except Exception:
             # A bug must cost one connection, never the broker.
             log.exception("internal error handling a message from %s", session.peer)

@@ -31,7 +31,15 @@ from roost.errors import (
     WrongEpoch,
     lease_error_for,
 )
-from roost.protocol.tokens import Comparison, compare, newer, sublease
+from roost.protocol.tokens import (
+    Comparison,
+    compare,
+    covers,
+    is_valid_token,
+    newer,
+    overlaps,
+    sublease,
+)
 
 if TYPE_CHECKING:
     from roost.client.lease_verbs import LeaseVerbs
@@ -210,43 +218,69 @@ class LeaseWallet:
 class LeaseValidator:
     """Fencing for owners that check tokens themselves (protocol.md E5).
 
-    Per resource it remembers the newest token accepted. An incoming token is refused when it
-    compares ``OLDER`` or ``SUPER_LEASE`` to that one, or comes from an older epoch; it is
-    accepted and remembered when ``NEWER``, a ``SUB_LEASE`` (so a holder's ``[5, 1]``,
-    ``[5, 2]``... are ordered) or from a newer epoch; ``SAME`` is accepted. A validator fences
-    one device: use one per thing whose commands must not be applied out of order.
+    It remembers the newest token accepted per resource and checks an incoming token against
+    every remembered token whose resource overlaps the incoming one (the same name, an
+    ancestor or a descendant), because roots come from one broker-wide counter: a stale
+    ``[5, 0]`` of a lease on ``lab`` is refused after ``[7]`` of a take of ``lab/arm``.
+    Against each of them, an incoming token
+
+    - from an older epoch is refused (``WrongEpoch``); from a newer epoch it is newer;
+    - of the same epoch with a smaller root is refused (``Older``); with a larger root it is
+      newer;
+    - with the same root is compared as protocol.md E5 does: ``OLDER`` or ``SUPER_LEASE`` is
+      refused, ``SAME``, ``SUB_LEASE`` and ``NEWER`` are accepted (so a holder's ``[5, 1]``,
+      ``[5, 2]``... are ordered).
+
+    Tokens of resources that do not overlap (``lab/arm`` and ``lab/scope``) are never compared.
+    A validator fences one device: use one per thing whose commands must not be applied out of
+    order. It keeps one token per resource name met, dropping those an accepted token of a
+    covering resource supersedes, so a device fed tokens of ``N`` distinct names keeps at
+    most ``N``; each check costs one pass over them.
     """
 
     def __init__(self) -> None:
-        self._newest: dict[str, dict[str, Any]] = {}
+        self._known: dict[str, dict[str, Any]] = {}
 
     def newest(self, resource: str) -> dict[str, Any] | None:
-        """The newest token accepted for ``resource``, if any."""
-        return self._newest.get(resource)
+        """The newest token accepted whose resource overlaps ``resource`` (newer epoch first,
+        then the larger ``seq`` by E5 order), or ``None``: the token a late command for
+        ``resource`` must not be older than."""
+        best: dict[str, Any] | None = None
+        for name, known in self._known.items():
+            if overlaps(name, resource) and (best is None or _key(known) > _key(best)):
+                best = known
+        return best
 
     def check(self, token: Any) -> None:
         """Accept ``token`` (and remember it if newer) or raise.
 
         Raises:
-            InvalidLease: a malformed token. WrongEpoch: from an older broker epoch.
-            Older: a newer token of the same resource was accepted before.
+            InvalidLease: a malformed token.
+            WrongEpoch: an accepted token of an overlapping resource is from a newer epoch.
+            Older: an accepted token of an overlapping resource is newer (a larger root, or
+                the same root comparing ``NEWER``), or ``token`` is a super-lease of one.
         """
-        verdict = compare(token, token)
-        if verdict is Comparison.INVALID:
+        if not is_valid_token(token):
             raise InvalidLease({"status": "INVALID_LEASE"})
         resource: str = token["resource"]
-        newest = self._newest.get(resource)
-        if newest is not None:
-            verdict = compare(token, newest)
-            if verdict is Comparison.DIFFERENT_EPOCHS:
-                if token["epoch"] < newest["epoch"]:
+        older = False
+        for name, known in self._known.items():
+            if not overlaps(name, resource):
+                continue
+            if token["epoch"] != known["epoch"]:
+                if token["epoch"] < known["epoch"]:
                     raise WrongEpoch({"status": "WRONG_EPOCH"})
-                verdict = Comparison.NEWER
-            if verdict in (Comparison.OLDER, Comparison.SUPER_LEASE):
-                raise Older({"status": "OLDER"})
-            if verdict is Comparison.SAME:
-                return
-        self._newest[resource] = dict(token)
+                continue
+            # Same epoch: under one name, E5 ordering (the root decides first, then the rest).
+            verdict = compare(token, {**known, "resource": resource})
+            older = older or verdict in (Comparison.OLDER, Comparison.SUPER_LEASE)
+        if older:
+            raise Older({"status": "OLDER"})
+        # Every overlapping token is now older than (or the same as) this one; those of names
+        # this resource covers are checked against it from now on, so they can go.
+        for name in [n for n in self._known if covers(resource, n)]:
+            del self._known[name]
+        self._known[resource] = dict(token)
 
     def accepts(self, token: Any) -> bool:
         """:meth:`check` as a boolean."""
@@ -255,6 +289,11 @@ class LeaseValidator:
         except LeaseError:
             return False
         return True
+
+
+def _key(token: dict[str, Any]) -> tuple[int, list[int]]:
+    # E5 order within an epoch is the lexicographic order of seq ([5] < [5, 0] < [5, 1] < [6]).
+    return token["epoch"], token["seq"]
 
 
 class _Wait:

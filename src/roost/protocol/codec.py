@@ -22,9 +22,9 @@ from typing import Any, Final
 from roost.errors import FramingError, InvalidValue, LocalProtocolError
 from roost.protocol import messages as m
 from roost.protocol.framing import MAX_PAYLOAD
-from roost.protocol.values import decode_value
+from roost.protocol.values import decode_value, validate
 
-__all__ = ("decode", "encode", "encode_payload", "notify_frame", "reply_frame")
+__all__ = ("decode", "encode", "encode_payload", "notify_frame", "reply_frame", "split_request")
 
 Decoded = m.Message | m.BadValue
 _Decoder = Callable[[bytes], Decoded]
@@ -288,6 +288,26 @@ def decode(payload: bytes) -> Decoded:
     if decoder is None:
         raise FramingError(f"unknown type code 0x{payload[0]:02x}")
     return decoder(payload)
+
+
+def split_request(payload: bytes) -> tuple[int, str, bytes] | None:
+    """The id, path and value bytes of a payload laid out ``type, u16 id, path\\0, value``
+    (action_call, event_emit, set ...), with the value validated, but no message built.
+
+    Returns:
+        ``(id, path, value bytes)``; ``None`` when the layout or the value is wrong, so that
+        :func:`decode` of the same payload reports the error (a ``FramingError`` or a
+        ``BadValue``). The type byte is not checked: the caller chose the layout by it.
+    """
+    nul = payload.find(0, 3)
+    if nul < 0:
+        return None
+    raw = payload[nul + 1 :]
+    try:
+        validate(raw)
+    except InvalidValue:
+        return None
+    return (payload[1] << 8) | payload[2], payload[3:nul].decode("latin-1"), raw
 
 
 # -- encoders: each returns the whole frame --------------------------------------------------

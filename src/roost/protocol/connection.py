@@ -208,7 +208,8 @@ class Connection:
 
         A reply to a forgotten id (:meth:`forget_id`) is consumed and not returned. A message
         whose value is invalid is returned as a :class:`~roost.protocol.messages.BadValue`
-        (a reply's id is consumed all the same).
+        (a reply's id is consumed all the same). Nothing is returned when any frame of ``data``
+        breaks the protocol.
 
         Raises:
             FramingError: the peer broke the protocol (protocol.md §3, §5, §6, §7): bad framing or
@@ -221,35 +222,60 @@ class Connection:
         if not payloads:
             return []
         out: list[m.Message | m.BadValue] = []
-        kinds = self._kinds
-        table = codec.DECODER_TABLE
+        receive = self.receive_payload
         for payload in payloads:
-            code = payload[0]
-            kind = kinds[code]
-            if kind == _PLAIN:
-                if not self.hello_done and self.role is Role.CLIENT:
-                    raise FramingError(f"type 0x{code:02x} received before the hello reply")
-                msg = table[code](payload)  # type: ignore[misc]
-                if code >= 0x50:
-                    self.opted_in = True
-            elif kind == _REPLY:
-                msg = table[code](payload)  # type: ignore[misc]
-                rid: int = msg.id  # type: ignore[union-attr]
-                outstanding = self._outstanding
-                if outstanding is None or rid not in outstanding:
-                    raise FramingError(f"reply to id {rid}, which nobody waits for")
-                outstanding.discard(rid)
-                if self._forgotten and rid in self._forgotten:
-                    self._forgotten.discard(rid)
-                    continue
-            elif kind == _FORBIDDEN:
-                raise FramingError(f"a {self.role.value} may not receive type 0x{code:02x}")
-            elif kind == _UNKNOWN:
-                raise FramingError(f"unknown type code 0x{code:02x}")
-            else:
-                msg = self._hello(kind, table[code](payload))  # type: ignore[misc]
-            out.append(msg)
+            msg = receive(payload)
+            if msg is not None:
+                out.append(msg)
         return out
+
+    def receive_frames(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """Feed received bytes; return the payload of every complete frame, undecoded.
+
+        The step-by-step form of :meth:`receive_data`: pass each payload, in order, to
+        :meth:`receive_payload`, or take it apart by its type byte where the connection's state
+        cannot change (a server's ``action_call`` and ``event_emit`` once the hello is done).
+
+        Raises:
+            FramingError: a bad sync byte or a zero-length frame. Close the connection.
+        """
+        return self._decoder.feed(data)
+
+    def receive_payload(self, payload: bytes) -> m.Message | m.BadValue | None:
+        """Decode one payload from :meth:`receive_frames` and apply it to this connection.
+
+        Returns:
+            The message, a :class:`~roost.protocol.messages.BadValue` for an invalid value, or
+            ``None`` for a reply to a forgotten id (consumed).
+
+        Raises:
+            FramingError: as :meth:`receive_data`, for this payload.
+        """
+        code = payload[0]
+        kind = self._kinds[code]
+        if kind == _PLAIN:
+            if not self.hello_done and self.role is Role.CLIENT:
+                raise FramingError(f"type 0x{code:02x} received before the hello reply")
+            msg = codec.DECODER_TABLE[code](payload)  # type: ignore[misc]
+            if code >= 0x50:
+                self.opted_in = True
+            return msg
+        if kind == _REPLY:
+            msg = codec.DECODER_TABLE[code](payload)  # type: ignore[misc]
+            rid: int = msg.id  # type: ignore[union-attr]
+            outstanding = self._outstanding
+            if outstanding is None or rid not in outstanding:
+                raise FramingError(f"reply to id {rid}, which nobody waits for")
+            outstanding.discard(rid)
+            if self._forgotten and rid in self._forgotten:
+                self._forgotten.discard(rid)
+                return None
+            return msg
+        if kind == _FORBIDDEN:
+            raise FramingError(f"a {self.role.value} may not receive type 0x{code:02x}")
+        if kind == _UNKNOWN:
+            raise FramingError(f"unknown type code 0x{code:02x}")
+        return self._hello(kind, codec.DECODER_TABLE[code](payload))  # type: ignore[misc]
 
     def _hello(self, kind: int, msg: m.Message | m.BadValue) -> m.Message:
         """Apply a received hello (server) or hello reply (client)."""

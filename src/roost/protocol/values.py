@@ -17,7 +17,7 @@ import msgpack
 
 from roost.errors import InvalidValue
 
-__all__ = ("MAX_DEPTH", "NIL", "MapPairs", "Value", "decode_value", "pack", "unpack")
+__all__ = ("MAX_DEPTH", "NIL", "MapPairs", "Value", "decode_value", "pack", "unpack", "validate")
 
 #: Containers may nest at most this deep (protocol.md §4.2): ``[]`` is depth 1.
 MAX_DEPTH: Final = 64
@@ -124,8 +124,8 @@ def _unpack_checked(data: bytes) -> Any:
         raise InvalidValue(f"not a valid msgpack value: {reason}") from None
 
 
-def decode_value(data: bytes) -> Value:
-    """Validate ``data`` as one msgpack value and return it as a :class:`Value`.
+def validate(data: bytes) -> Any:
+    """Validate ``data`` as one msgpack value and return its decoded form.
 
     Valid means: exactly one well-formed msgpack object filling ``data`` (empty data is invalid),
     no extension types (the timestamp extension included), valid UTF-8 in every str (map keys
@@ -142,7 +142,17 @@ def decode_value(data: bytes) -> Value:
     # timestamp always contains the byte 0xff (its type, -1): most values skip the walk.
     if type(obj) in _WALK_TYPES and (len(data) > MAX_DEPTH or 0xFF in data):
         _walk(obj)
-    return Value(data, obj)
+    return obj
+
+
+def decode_value(data: bytes) -> Value:
+    """Validate ``data`` as one msgpack value (as :func:`validate`) and return it as a
+    :class:`Value`.
+
+    Raises:
+        InvalidValue: ``data`` is not one valid msgpack value; the message says why.
+    """
+    return Value(data, validate(data))
 
 
 class Value:

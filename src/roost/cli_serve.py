@@ -1,0 +1,182 @@
+"""``roost serve``: run a broker in the foreground.
+
+Rules of this module:
+
+- Every start-up failure is one line on stderr, ``roost: ...``, never a traceback unless
+  ``-v`` was given: exit 2 for a bad lease configuration (the file or the lease options), exit 1
+  for anything else that stops the broker from serving (the address is taken, the state
+  directory or the audit file cannot be used).
+- The lease config file is read here, before the broker starts, so that its errors are told
+  apart from the others; the broker then gets the parsed settings.
+- The broker is imported only when the command runs, so client commands never load it.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+
+import click
+
+from roost.cli import ByteSize
+from roost.cli_output import EXIT_OK, EXIT_REMOTE, EXIT_USAGE, error, settings_of, verbose_option
+
+__all__ = ("serve",)
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _finite_seconds(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value!r} is not a finite number of seconds", ctx, param)
+    return value
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=11236,
+    show_default=True,
+    help="TCP port to listen on (0 picks a free one).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(_LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="Lowest log level written to stderr.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(("console", "json")),
+    default="console",
+    show_default=True,
+    help="Human-readable lines or one JSON object per line.",
+)
+@click.option(
+    "--max-outbound",
+    type=ByteSize(),
+    default=8 * 1024 * 1024,
+    show_default="8MiB",
+    help="Bytes queued for one slow client before it is disconnected.",
+)
+@click.option(
+    "--loop",
+    type=click.Choice(("auto", "asyncio", "uvloop")),
+    default="auto",
+    show_default=True,
+    help="Event loop: uvloop when installed (auto), or asyncio's own.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(),
+    default=None,
+    help="Directory for lease state kept across restarts (the epoch).",
+)
+@click.option(
+    "--audit-file",
+    type=click.Path(),
+    default=None,
+    help="Append one JSON line per lease grant, return, take and revocation.",
+)
+@click.option(
+    "--lease-config",
+    metavar="FILE",
+    type=click.Path(),
+    default=None,
+    help="TOML file with the lease limits and the declared resources.",
+)
+@click.option(
+    "--ttl-max",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    callback=_finite_seconds,
+    help="Largest ttl a lease may ask for [default: the file's, else 3600].",
+)
+@click.option(
+    "--max-resources",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Lease resource records kept at most [default: the file's, else 10000].",
+)
+@click.option(
+    "--max-waits",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Queued acquires one connection may have at once [default: the file's, else 1000].",
+)
+@verbose_option
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    log_format: str,
+    max_outbound: int,
+    loop: str,
+    state_dir: str | None,
+    audit_file: str | None,
+    lease_config: str | None,
+    ttl_max: float | None,
+    max_resources: int | None,
+    max_waits: int | None,
+) -> int:
+    """Run a broker until interrupted (Ctrl-C or SIGTERM stops it cleanly).
+
+    Exits 0 after a clean stop; 2 if the lease configuration is wrong (one line naming the
+    file, the key and the problem); 1 if it cannot start otherwise (address in use, a state
+    directory or audit file it cannot use...). -v adds the traceback.
+    """
+    # Imported here: client commands never load the broker.
+    from roost.broker import serve as run_broker  # noqa: PLC0415
+    from roost.broker.lease_config import LeaseConfigError, load_lease_config  # noqa: PLC0415
+
+    settings = settings_of(ctx)
+    config = None
+    if lease_config is not None:
+        try:
+            config = load_lease_config(lease_config)
+        except LeaseConfigError as exc:
+            if settings.verbose:
+                traceback.print_exc()
+            error(str(exc))
+            return EXIT_USAGE
+    try:
+        run_broker(
+            host=host,
+            port=port,
+            log_level=log_level.lower(),
+            log_format=log_format,
+            max_outbound=max_outbound,
+            loop=loop,
+            state_dir=state_dir,
+            audit_file=audit_file,
+            lease_config=config,
+            ttl_max=ttl_max,
+            max_resources=max_resources,
+            max_waits=max_waits,
+        )
+    except KeyboardInterrupt:
+        return EXIT_OK  # a second Ctrl-C during shutdown: still a stop the user asked for
+    except Exception as exc:  # every start-up failure is one line; the broker has stopped
+        if settings.verbose:
+            traceback.print_exc()
+        error(f"cannot serve on {host}:{port}: {_reason(exc)}")
+        return EXIT_USAGE if isinstance(exc, LeaseConfigError) else EXIT_REMOTE
+    return EXIT_OK
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    text = str(exc)
+    return text if text else type(exc).__name__
