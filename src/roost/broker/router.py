@@ -7,6 +7,8 @@ Rules of this module:
 - Output is queued with ``Session.push``; the server flushes once per event-loop iteration.
   Fan-out encodes a frame once and queues the same bytes object on every listener.
 - Values travel as the sender's bytes (``Value.raw``); they were validated once on arrival.
+- ``action_call`` and ``event_emit``, the busiest requests, also enter from their parts
+  (``raw_handlers``: id, path, value bytes) without a message object; one code path serves both.
 - Replies the router produces itself are queued while handling the request, so they keep
   request order (protocol.md §13); forwarded replies go out when the owner answers.
 - Cleanup on close is synchronous (protocol.md §10.6): ``disconnect`` leaves no trace of the

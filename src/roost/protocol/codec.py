@@ -6,6 +6,8 @@ Rules of this module:
   the value is wrong (the connection survives); layout errors raise
   :class:`~roost.errors.FramingError` (the connection must close).
 - ``encode(message)`` returns the whole frame (header included); ``encode_payload`` the payload.
+- ``split_request(payload)`` takes an id, path and value payload apart without a message object
+  (``None`` when anything is wrong, for ``decode`` to report).
 - Values are never re-encoded: the bytes a ``Value`` carries are the bytes written.
 - Paths travel as Latin-1 text so that any byte string round-trips; checking their syntax is the
   broker's job (protocol.md §10.1).
