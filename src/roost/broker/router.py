@@ -14,6 +14,8 @@ Rules of this module:
 - Cleanup on close is synchronous (protocol.md §10.6): ``disconnect`` leaves no trace of the
   session.
 - Time is a parameter: ``now`` is the event loop's monotonic clock; nothing here reads a clock.
+- State owner updates, observes and ``publish_state`` live in :mod:`roost.broker.states`,
+  plain functions bound into the dispatch table; they follow these rules too.
 - Extension hook points: ``handle_extension``, ``hello_hooks``, ``disconnect_hooks``,
   ``leases_held``, ``Node.guard``, ``publish_state`` / ``publish_event``.
 """
@@ -22,9 +24,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from roost.broker import frames, meta
+from roost.broker import frames, meta, states
 from roost.broker.hooks import ServerHooks
 from roost.broker.session import Session
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node, Tree
@@ -33,8 +36,6 @@ from roost.protocol.tokens import valid_resource
 from roost.protocol.values import Value, pack
 
 __all__ = ("Router", "ServerHooks")
-
-_MAX_STATE_VALUE = frames.MAX_PAYLOAD - 7  # the reply_state_t known payload is 7 + value
 
 
 def _id_key(value: Value) -> Any:
@@ -99,10 +100,10 @@ class Router:
             m.EventEmit: self._event_emit,
             m.EventListen: self._event_listen,
             m.StateRegister: self._state_register,
-            m.StateChanged: self._state_changed,
-            m.StateUnknown: self._state_unknown,
-            m.StateObserve: self._state_observe,
-            m.StateObserveT: self._state_observe,
+            m.StateChanged: partial(states.changed, self),
+            m.StateUnknown: partial(states.unknown, self),
+            m.StateObserve: partial(states.observe, self),
+            m.StateObserveT: partial(states.observe, self),
         }
         for cls in _EXTENSION_REQUESTS:
             self._dispatch[cls] = self._extension
@@ -381,11 +382,12 @@ class Router:
     def _state_register(self, session: Session, msg: m.StateRegister, now: float) -> None:
         self._register(session, msg.id, msg.path, STATE, now)
 
-    def _subscribe(
+    def subscribe(
         self, session: Session, rid: int, path: str, kind: str, now: float
     ) -> Node | None:
         """Find or create (ownerless) the event or state at ``path`` and add ``session`` to its
-        set; ``None`` after an error reply."""
+        listeners; ``None`` after an error reply (bad path, another kind there, or a reserved
+        /meta/leases path), with nothing subscribed. Subscribing twice is harmless."""
         node = self.tree.nodes.get(path)
         if node is None:
             error = self.tree.check_free(path)
@@ -484,7 +486,7 @@ class Router:
     # -- events --------------------------------------------------------------------------------
 
     def _event_listen(self, session: Session, msg: m.EventListen, now: float) -> None:
-        if self._subscribe(session, msg.id, msg.path, EVENT, now) is not None:
+        if self.subscribe(session, msg.id, msg.path, EVENT, now) is not None:
             session.push(frames.ok_nil(msg.id))
 
     def _event_emit(self, session: Session, msg: m.EventEmit, now: float) -> None:
@@ -517,78 +519,14 @@ class Router:
         Raises:
             ValueError: ``path`` is taken by something else, or the value does not fit a frame.
         """
-        node = self._internal_node(path, EVENT, now)
+        node = states.internal_node(self.tree, path, EVENT, now)
         data = frames.notify(node.note_head, value.raw)
         if len(data) - 3 > frames.MAX_PAYLOAD:
             raise ValueError(f"event value for {path} does not fit in a frame")
         for listener in node.listeners:
             listener.push(data)
 
-    # -- states --------------------------------------------------------------------------------
-
-    def _state_node(self, session: Session, rid: int, path: str) -> Node | None:
-        """The state an owner update targets, or ``None`` after the error reply (§9.2)."""
-        node = self.tree.nodes.get(path)
-        if node is None:
-            found = self.tree.find(path)
-            assert isinstance(found, str)
-            session.push(frames.err(rid, "no_such_node" if found == "path_not_found" else found))
-            return None
-        if node.kind is not STATE:
-            session.push(frames.err(rid, "wrong_type_of_node"))
-            return None
-        if node.owner is not session:
-            session.push(frames.err(rid, "not_owner"))
-            return None
-        return node
-
-    def _state_changed(self, session: Session, msg: m.StateChanged, now: float) -> None:
-        node = self._state_node(session, msg.id, msg.path)
-        if node is None:
-            return
-        raw = msg.value.raw
-        if len(raw) > _MAX_STATE_VALUE:
-            session.push(frames.err(msg.id, "value_too_large"))
-            return
-        session.push(frames.ok_nil(msg.id))
-        self._set_state(node, raw, now)
-
-    def _state_unknown(self, session: Session, msg: m.StateUnknown, now: float) -> None:
-        node = self._state_node(session, msg.id, msg.path)
-        if node is None:
-            return
-        session.push(frames.ok_nil(msg.id))
-        self._set_state(node, None, now)
-
-    def _set_state(self, node: Node, raw: bytes | None, now: float) -> None:
-        """Store a state value and notify every observer (repeats always notify, §10.5)."""
-        node.value = raw
-        node.last_update = now
-        if node.listeners:
-            if raw is None:
-                data = frames.frame(b"\x45" + node.path_head)
-            else:
-                data = frames.notify(node.note_head, raw)
-            for observer in node.listeners:
-                observer.push(data)
-
-    def _state_observe(
-        self, session: Session, msg: m.StateObserve | m.StateObserveT, now: float
-    ) -> None:
-        node = self._subscribe(session, msg.id, msg.path, STATE, now)
-        if node is None:
-            return
-        if node.internal:
-            self.meta.refresh(node, now)
-        raw = node.value
-        if type(msg) is m.StateObserve:
-            if raw is None:
-                session.push(b"G\x00\x03\x08" + msg.id.to_bytes(2, "big"))
-            else:
-                session.push(frames.reply(0x07, msg.id, raw))
-        else:
-            ms = int((now - node.last_update) * 1000) & 0xFFFFFFFF
-            session.push(frames.reply_state_t(msg.id, ms, raw))
+    # -- states (roost.broker.states) ---------------------------------------------------------
 
     def publish_state(self, path: str, value: Value | m.UnknownType, now: float) -> None:
         """Set the broker-owned state ``path`` (created or adopted if needed) and notify its
@@ -598,20 +536,4 @@ class Router:
             ValueError: ``path`` is taken by something else, or the value does not fit a frame
                 (protocol.md §15: the caller cuts published values to fit).
         """
-        node = self._internal_node(path, STATE, now)
-        raw = None if isinstance(value, m.UnknownType) else value.raw
-        if raw is not None and len(raw) > _MAX_STATE_VALUE:
-            raise ValueError(f"state value for {path} does not fit in a frame")
-        self._set_state(node, raw, now)
-
-    def _internal_node(self, path: str, kind: str, now: float) -> Node:
-        node = self.tree.nodes.get(path)
-        if node is None:
-            error = self.tree.check_free(path)
-            if error is not None:
-                raise ValueError(f"cannot create {kind} {path}: {error}")
-            node = self.tree.create(path, kind, now)
-        elif node.kind != kind or node.owner is not None:
-            raise ValueError(f"{path} is not a free {kind}")
-        node.internal = True
-        return node
+        states.publish(self, path, value, now)

@@ -3,12 +3,13 @@
 Rules of this module:
 
 - No task per connection and no task per message: ``data_received`` feeds the session's
-  sans-IO ``Connection`` and hands each message to the synchronous router, in order; frames
-  before a protocol error in the same chunk are handled, then the connection closes.
+  sans-IO ``Connection`` and hands each message to the synchronous router, in order. When a
+  complete frame breaks the protocol, the frames before it in the same chunk are routed, then
+  the connection closes; a bad sync byte or zero length fails the whole chunk.
 - Output is flushed once per event-loop iteration: the first frame queued in an iteration
   schedules a single ``call_soon``; the flush writes each dirty session's outbox in one write.
-- Idle timeouts (§12) cost nothing per chunk: each chunk only records the time; one lazy timer
-  per connection re-arms itself for the time remaining.
+- Idle timeouts (§12) cost nothing per chunk: each chunk only records the time; one heap of
+  deadlines on a single event-loop timer re-checks a connection when its deadline comes due.
 - One clock: every ``now`` handed to the router is the event loop's ``loop.time()``, the clock
   its timers run on (uvloop's is a cached millisecond clock, not ``time.monotonic()``).
 - A connection that breaks the protocol is closed with its reason logged; nothing a client
