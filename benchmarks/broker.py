@@ -12,7 +12,13 @@ Suites:
 - action round trips with 1 and 16 concurrent callers (one owner): calls/s, p50/p99;
 - state changes to 100 observers: deliveries/s;
 - RSS per idle connection at 5,000 connections (a fresh broker process);
-- the same fan-out through the relay.
+- the same fan-out through the relay;
+- paced latency with CPython's default garbage collector settings beside the settled ones of
+  ``roost serve`` (fresh brokers, same run), with each broker's collections and longest pause.
+
+Beside each latency figure, "others' cores" is how many cores processes other than the broker
+and the load generator used meanwhile: when others keep the cores busy, a woken broker (or
+relay) waits for a scheduler tick, and p99 shows the machine rather than the broker.
 
 Every broker figure is measured on asyncio's own event loop and, when installed, on uvloop (the
 default of ``roost serve``); the relay runs on asyncio's loop.
@@ -28,20 +34,23 @@ Targets: fan-out to 1 listener >= 200,000/s and to 100 listeners >= 1,000,000/s 
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
-import logging
+import gc
 import os
-import resource
 import selectors
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from benchmarks.common import Table, format_rate, percentiles
+from benchmarks.processes import (
+    OtherLoad,
+    Server,
+    _loops,
+    _raise_nofile,
+    _serve,
+    gc_report,
+)
 from roost.protocol import codec
 from roost.protocol import messages as m
 from roost.protocol.framing import FrameDecoder
@@ -49,82 +58,10 @@ from roost.protocol.values import Value
 
 __all__ = ("run",)
 
-ROOT = Path(__file__).resolve().parent.parent
 EVENT_PATH = "/bench/ev"
 TARGETS = {"fanout1": 200_000, "fanout100": 1_000_000, "calls16": 40_000, "p99_ms": 1.0}
 #: Bytes allowed in flight per listener (far below the 8 MiB slow-consumer bound).
 IN_FLIGHT_BYTES = 256 * 1024
-
-
-def _raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-# -- server processes ---------------------------------------------------------------------------
-
-
-class Server:
-    """A broker or relay subprocess on loopback; ``port`` is read from its first stdout line."""
-
-    def __init__(self, module: str, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert self.proc.stdout is not None
-        self.port = int(self.proc.stdout.readline())
-
-    def rss_kib(self) -> int:
-        """Current resident set size of the server process, in KiB."""
-        with open(f"/proc/{self.proc.pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
-
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system) the server process has used so far."""
-        with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def close(self) -> None:
-        """Stop the process (stdin EOF, then a kill if it lingers)."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-
-
-def _serve(loop: str) -> None:
-    """Entry point of the broker process: serve on port 0 on the ``loop`` kind of event loop,
-    print the port, stop at stdin EOF."""
-    from roost.broker import Broker
-    from roost.broker.run import loop_factory
-
-    _raise_nofile()
-    logging.disable(logging.CRITICAL)
-
-    async def main() -> None:
-        async with Broker(port=0) as broker:
-            print(broker.port, flush=True)
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-
-    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
-        runner.run(main())
-
-
-def _loops() -> list[str]:
-    """The event loops to measure: asyncio's own, and uvloop when installed."""
-    return ["asyncio"] if importlib.util.find_spec("uvloop") is None else ["asyncio", "uvloop"]
 
 
 # -- raw client helpers -------------------------------------------------------------------------
@@ -250,6 +187,9 @@ def _paced_latency(
     selector.register(emitter, selectors.EVENT_READ, -1)
     samples: list[float] = []
     expected = 0
+    # The generator's own collector pauses would count as broker latency.
+    collecting = gc.isenabled()
+    gc.disable()
     start = time.perf_counter()
     next_send = start
     try:
@@ -275,13 +215,15 @@ def _paced_latency(
                     if payload[0] == 0x33:
                         samples.append((arrived - int.from_bytes(payload[-8:], "big")) / 1e6)
     finally:
+        if collecting:
+            gc.enable()
         selector.close()
     return samples
 
 
 def _fanout(
     server: Server, listeners: int, size: int, relay: bool, quick: bool
-) -> tuple[float, float, float, float]:
+) -> tuple[float, float, float, float, float]:
     path = f"{EVENT_PATH}{listeners}_{size}"
     emitter, socks = _setup_fanout(server.port, listeners, path, relay)
     try:
@@ -295,11 +237,12 @@ def _fanout(
         head = bytes((0x33,)) + path.encode() + b"\0"
         if not relay:
             head = b"\x31\x00\x01" + path.encode() + b"\0"
+        others = OtherLoad(server)
         samples = _paced_latency(
             emitter, socks, head, size, rate=10_000, duration=0.2 if quick else 0.5
         )
         p50, p99 = percentiles(samples)
-        return rate, per_cpu, p50, p99
+        return rate, per_cpu, p50, p99, others.cores()
     finally:
         for sock in (emitter, *socks):
             sock.close()
@@ -418,6 +361,70 @@ def _idle_rss(count: int, loop: str) -> float:
         server.close()
 
 
+# -- garbage collector settings ----------------------------------------------------------------
+
+
+def _gc_latency(loops: Sequence[str], quick: bool) -> Table:
+    """Paced latency (1 listener, 32 B) with CPython's default collector settings and with the
+    settled collector of ``roost serve``, each on a fresh broker, in the same run.
+
+    Each broker first serves a 100-listener fan-out, as in the main table: the connections it
+    opens and closes are what eventually triggers full collections of the start-up heap. The
+    paced run is longer than the main table's, and the slowest deliveries are shown, since a
+    collector pause shows as a burst of late deliveries whenever it falls in the window. The
+    broker counts its own collections and their longest pause over its whole run (warm-up
+    included), so the cause is visible even when no pause fell in the paced window.
+    """
+    table = Table(
+        "garbage collector and tail latency (1 listener, 32 B, paced 10,000 deliveries/s)",
+        [
+            "loop",
+            "collector",
+            "samples",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "collections",
+            "longest pause ms",
+            "others' cores",
+        ],
+    )
+    path = f"{EVENT_PATH}_gc"
+    head = b"\x31\x00\x01" + path.encode() + b"\0"
+    for loop in loops:
+        for label, flags in (("default", ("--default-gc",)), ("settled", ())):
+            server = Server("benchmarks.broker", "--serve", loop, *flags)
+            try:
+                _fanout(server, 100, 32, False, True)
+                emitter, socks = _setup_fanout(server.port, 1, path, False)
+                others = OtherLoad(server)
+                try:
+                    samples = _paced_latency(
+                        emitter, socks, head, 32, rate=10_000, duration=0.5 if quick else 2.0
+                    )
+                    load = others.cores()
+                finally:
+                    for sock in (emitter, *socks):
+                        sock.close()
+            finally:
+                count, longest = gc_report(server.close())
+            p50, p99, p999 = percentiles(samples, (50, 99, 99.9))
+            table.add(
+                loop,
+                label,
+                len(samples),
+                f"{p50:.3f}",
+                f"{p99:.3f}",
+                f"{p999:.3f}",
+                f"{max(samples):.3f}",
+                count,
+                f"{longest:.3f}",
+                f"{load:.2f}",
+            )
+    return table
+
+
 # -- the suite ----------------------------------------------------------------------------------
 
 
@@ -428,7 +435,17 @@ def run(quick: bool = False) -> None:
     fanout = Table(
         "event fan-out (deliveries/s at saturation, and per CPU-second of the server; "
         "latency at a paced 10,000 deliveries/s)",
-        ["server", "loop", "listeners", "value", "deliveries/s", "per CPU-s", "p50 ms", "p99 ms"],
+        [
+            "server",
+            "loop",
+            "listeners",
+            "value",
+            "deliveries/s",
+            "per CPU-s",
+            "p50 ms",
+            "p99 ms",
+            "others' cores",
+        ],
     )
     calls = Table(
         "action round trips", ["loop", "callers", "calls/s", "per CPU-s", "p50 ms", "p99 ms"]
@@ -442,7 +459,9 @@ def run(quick: bool = False) -> None:
         try:
             for size in (32, 1024):
                 for listeners in (1, 10, 100):
-                    rate, per_cpu, p50, p99 = _fanout(server, listeners, size, is_relay, quick)
+                    rate, per_cpu, p50, p99, others = _fanout(
+                        server, listeners, size, is_relay, quick
+                    )
                     fanout.add(
                         name.split()[0],
                         loop,
@@ -452,6 +471,7 @@ def run(quick: bool = False) -> None:
                         format_rate(per_cpu),
                         f"{p50:.3f}",
                         f"{p99:.3f}",
+                        f"{others:.2f}",
                     )
             if is_relay:
                 continue
@@ -472,6 +492,7 @@ def run(quick: bool = False) -> None:
     fanout.print()
     calls.print()
     states.print()
+    _gc_latency(loops, quick).print()
     count = 1000 if quick else 5000
     memory = Table("idle connections", ["loop", "connections", "KiB RSS per connection"])
     for loop in loops:
@@ -486,7 +507,9 @@ def run(quick: bool = False) -> None:
 
 if __name__ == "__main__":
     if "--serve" in sys.argv:
-        _serve(sys.argv[sys.argv.index("--serve") + 1])
+        # The loop kind follows --serve; without one, asyncio's own loop.
+        _args = [arg for arg in sys.argv[sys.argv.index("--serve") + 1 :] if arg != "--default-gc"]
+        _serve(_args[0] if _args else "asyncio", tune_gc="--default-gc" not in sys.argv)
     else:
         os.environ.setdefault("PYTHONHASHSEED", "0")
         run("--quick" in sys.argv)

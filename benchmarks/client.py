@@ -14,8 +14,8 @@ import time
 
 import anyio
 
-from benchmarks.broker import Server
 from benchmarks.common import Table, format_rate, percentiles
+from benchmarks.processes import Server
 from roost.client import Client
 
 __all__ = ("run",)

@@ -56,12 +56,13 @@ def rate(
     return calls * per_call / best
 
 
-def percentiles(samples: Sequence[float], points: Sequence[int] = (50, 99)) -> list[float]:
-    """The given percentiles (1-99) of ``samples``, interpolated; all ``nan`` if fewer than 2."""
+def percentiles(samples: Sequence[float], points: Sequence[float] = (50, 99)) -> list[float]:
+    """The given percentiles (0.1-99.9, in steps of 0.1) of ``samples``, interpolated; all
+    ``nan`` if fewer than 2."""
     if len(samples) < 2:
         return [float("nan")] * len(points)
-    cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return [cuts[point - 1] for point in points]
+    cuts = statistics.quantiles(samples, n=1000, method="inclusive")
+    return [cuts[round(point * 10) - 1] for point in points]
 
 
 def format_rate(value: float) -> str:

@@ -23,8 +23,9 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.broker import ROOT, Server, _connect, _loops, _raise_nofile
+from benchmarks.broker import _connect
 from benchmarks.common import Table, format_rate, percentiles, rate
+from benchmarks.processes import ROOT, Server, _loops, _raise_nofile
 from roost.broker.leases import LeaseTable
 from roost.protocol import codec
 from roost.protocol import messages as m

@@ -118,6 +118,28 @@ async def test_caller_leaves_during_call(broker_thread: BrokerThread) -> None:
         await a.assert_open()
 
 
+async def test_batched_replies_out_of_order(broker_thread: BrokerThread) -> None:
+    """Cases 35, 37: replies sent in one chunk, in reverse order, mixing ok and error, each reach
+    the caller under its own id with the owner's value bytes unchanged."""
+    async with await connect(broker_thread.port) as a, await connect(broker_thread.port) as b:
+        await a.register("action", "/batch")
+        for rid in (7, 8, 9):
+            await b.send(m.ActionCall(rid, "/batch", v([rid])))
+        calls = [await a.recv_as(m.ActionCall) for _ in range(3)]
+        replies: list[m.Message] = [
+            m.ReplyError(calls[2].id, v({"why": "no"})),
+            m.ReplyOk(calls[1].id, v([1.5, "x"])),
+            m.ReplyOk(calls[0].id, v(None)),
+        ]
+        await a.send(*replies)
+        assert [await b.recv() for _ in range(3)] == [
+            err(9, {"why": "no"}),
+            ok(8, [1.5, "x"]),
+            ok(7, None),
+        ]
+        await a.assert_open()
+
+
 async def test_register_existing_path(broker_thread: BrokerThread) -> None:
     """Case 41: registering /foo twice, or by another connection, gets path_already_exists."""
     async with await connect(broker_thread.port) as a, await connect(broker_thread.port) as b:

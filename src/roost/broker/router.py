@@ -9,6 +9,7 @@ Rules of this module:
 - Values travel as the sender's bytes (``Value.raw``); they were validated once on arrival.
 - ``action_call`` and ``event_emit``, the busiest requests, also enter from their parts
   (``raw_handlers``: id, path, value bytes) without a message object; one code path serves both.
+  So do owners' replies (``reply_raw``), the other half of every forwarded call.
 - Replies the router produces itself are queued while handling the request, so they keep
   request order (protocol.md §13); forwarded replies go out when the owner answers.
 - Cleanup on close is synchronous (protocol.md §10.6): ``disconnect`` leaves no trace of the
@@ -270,12 +271,18 @@ class Router:
             session.push(frames.err(msg.id, status))
 
     def _reply(self, session: Session, msg: m.ReplyOk | m.ReplyError, now: float) -> None:
-        entry = session.pending.pop(msg.id, None)
+        self.reply_raw(session, msg.code, msg.id, msg.value.raw)
+
+    def reply_raw(self, session: Session, code: int, rid: int, raw: bytes) -> None:
+        """A reply (``code`` 0x05 or 0x06) from an owner, from its parts: the connection has
+        already matched ``rid`` to an outstanding request and validated ``raw``. Forwarded to
+        the requester under its own id; dropped when the requester has gone."""
+        entry = session.pending.pop(rid, None)
         if entry is None:
             return
         requester = entry[0]
         if not requester.closed:
-            requester.push(frames.reply(msg.code, entry[1], msg.value.raw))
+            requester.push(frames.reply(code, entry[1], raw))
 
     def _extension(self, session: Session, msg: Any, now: float) -> None:
         session.opted_in = True

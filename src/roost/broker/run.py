@@ -8,11 +8,16 @@ Rules of this module:
   so the command line exits 0.
 - The event loop is uvloop when installed (``loop="auto"``), else asyncio's own; the broker
   behaves the same on both, uvloop only costs less CPU per message.
+- Once listening, the process's start-up heap is frozen out of the cyclic garbage collector
+  (:func:`settle_gc`): a full collection would otherwise walk every imported module's objects
+  and stall every connection for milliseconds. Only a process that owns its whole heap does
+  this; an embedded :class:`Broker` leaves the host's collector alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import json
 import logging
@@ -24,11 +29,22 @@ from typing import Any, Final
 
 from roost.broker.server import DEFAULT_MAX_OUTBOUND, DEFAULT_PORT, Broker
 
-__all__ = ("LOOPS", "JsonFormatter", "configure_logging", "loop_factory", "serve")
+__all__ = (
+    "LOOPS",
+    "JsonFormatter",
+    "configure_logging",
+    "loop_factory",
+    "serve",
+    "settle_gc",
+)
 
 LOG_FORMATS: Final = ("console", "json")
 #: Event loop choices: ``auto`` is uvloop when importable, else ``asyncio``.
 LOOPS: Final = ("auto", "asyncio", "uvloop")
+#: Net new container objects between young collections (CPython's default is 700). Routing
+#: allocates few objects that outlive a message, so rarer young collections cost no memory
+#: worth speaking of, and each stays well under a millisecond.
+GC_YOUNG_THRESHOLD: Final = 20_000
 
 # Attributes every LogRecord has; anything else on a record came from ``extra``.
 _STANDARD = frozenset(vars(logging.LogRecord("n", logging.INFO, "p", 0, "m", None, None))) | {
@@ -103,6 +119,22 @@ def loop_factory(loop: str = "auto") -> Callable[[], asyncio.AbstractEventLoop]:
     return asyncio.new_event_loop
 
 
+def settle_gc() -> None:
+    """Tune the cyclic garbage collector for a long-running broker process; call once started.
+
+    Collects what start-up left behind, then freezes every surviving object (modules, classes,
+    the broker's own tables) into the collector's permanent generation so that no later
+    collection walks them again, and raises the young-generation threshold
+    (:data:`GC_YOUNG_THRESHOLD`). Cycles created later are still collected; only objects that
+    exist at the call are exempt, and those live as long as the process anyway. Not for
+    embedders: it changes the collector of the whole process.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 async def _run(broker: Broker) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -110,6 +142,7 @@ async def _run(broker: Broker) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         async with broker:
+            settle_gc()
             await stop.wait()
             logging.getLogger("roost.broker").info("stopping")
     finally:

@@ -273,14 +273,18 @@ class _ConnectionProtocol(asyncio.Protocol):
         conn = session.conn
         raw_handlers = router.raw_handlers
         handle = router.handle
+        reply_raw = router.reply_raw
         try:
             for payload in conn.receive_frames(data):
-                # The busiest requests skip the message objects; a bad one takes the full path,
-                # which reports its error.
-                handler = raw_handlers.get(payload[0]) if conn.hello_done else None
+                # The busiest requests and owners' replies skip the message objects; a bad one
+                # takes the full path, which reports its error.
+                code = payload[0]
+                handler = raw_handlers.get(code) if conn.hello_done else None
                 if handler is not None and (parts := split_request(payload)) is not None:
                     rid, path, raw = parts
                     handler(session, rid, path, raw, now)
+                elif code <= 0x06 and (reply := conn.take_reply(payload)) is not None:
+                    reply_raw(session, code, reply[0], reply[1])
                 else:
                     msg = conn.receive_payload(payload)
                     if msg is not None:

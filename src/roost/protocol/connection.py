@@ -22,10 +22,11 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from roost.errors import FramingError, LocalProtocolError
+from roost.errors import FramingError, InvalidValue, LocalProtocolError
 from roost.protocol import codec
 from roost.protocol import messages as m
 from roost.protocol.framing import FrameDecoder
+from roost.protocol.values import validate
 
 __all__ = ("ID_SPACE", "Connection", "Role")
 
@@ -287,6 +288,33 @@ class Connection:
         if kind == _UNKNOWN:
             raise FramingError(f"unknown type code 0x{code:02x}")
         return self._hello(kind, codec.DECODER_TABLE[code](payload))  # type: ignore[misc]
+
+    def take_reply(self, payload: bytes) -> tuple[int, bytes] | None:
+        """Take a payload from :meth:`receive_frames` apart as a reply (0x05 or 0x06) without
+        building a message: the fast form of :meth:`receive_payload` for the common case.
+
+        Returns:
+            ``(id, value bytes)`` when ``payload`` is a reply this side may receive, to an
+            outstanding id that was not forgotten, with a valid value; the id is then no longer
+            outstanding. ``None`` otherwise, with nothing changed: pass the payload to
+            :meth:`receive_payload`, which consumes it or reports its error.
+        """
+        code = payload[0]
+        if code not in {0x05, 0x06} or self._kinds[code] != _REPLY:
+            return None
+        rid = (payload[1] << 8) | payload[2] if len(payload) > 3 else -1
+        outstanding = self._outstanding
+        if outstanding is None or rid not in outstanding:
+            return None
+        if self._forgotten and rid in self._forgotten:
+            return None
+        raw = payload[3:]
+        try:
+            validate(raw)
+        except InvalidValue:
+            return None
+        outstanding.discard(rid)
+        return rid, raw
 
     def _hello(self, kind: int, msg: m.Message | m.BadValue) -> m.Message:
         """Apply a received hello (server) or hello reply (client)."""
