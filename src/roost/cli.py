@@ -188,6 +188,24 @@ def get(ctx: click.Context, path: str) -> int:
     return run(settings, body)
 
 
+def _send_value(ctx: click.Context, path: str, value: str, verb: str) -> int:
+    """Parse VALUE, call ``client.<verb>(path, value)`` and report it like ``set`` and ``emit``.
+
+    Prints nothing on success (with --json: {"path": ..., "ok": true}).
+    """
+    settings = settings_of(ctx)
+    out = Output(settings)
+    parsed = parse_value(value)
+
+    async def body() -> None:
+        async with connected(settings) as client:
+            await answer(settings, getattr(client, verb)(path, parsed))
+        if out.json:
+            out.record({"path": path, "ok": True}, "")
+
+    return run(settings, body)
+
+
 @cli.command(name="set", context_settings=_VALUE_ARGS)
 @click.argument("path")
 @click.argument("value")
@@ -198,17 +216,7 @@ def set_(ctx: click.Context, path: str, value: str) -> int:
 
     Prints nothing on success (with --json: {"path": ..., "ok": true}).
     """
-    settings = settings_of(ctx)
-    out = Output(settings)
-    parsed = parse_value(value)
-
-    async def body() -> None:
-        async with connected(settings) as client:
-            await answer(settings, client.set(path, parsed))
-        if out.json:
-            out.record({"path": path, "ok": True}, "")
-
-    return run(settings, body)
+    return _send_value(ctx, path, value, "set")
 
 
 @cli.command(context_settings=_VALUE_ARGS)
@@ -221,17 +229,7 @@ def emit(ctx: click.Context, path: str, value: str) -> int:
 
     Prints nothing on success (with --json: {"path": ..., "ok": true}).
     """
-    settings = settings_of(ctx)
-    out = Output(settings)
-    parsed = parse_value(value)
-
-    async def body() -> None:
-        async with connected(settings) as client:
-            await answer(settings, client.event_emit(path, parsed))
-        if out.json:
-            out.record({"path": path, "ok": True}, "")
-
-    return run(settings, body)
+    return _send_value(ctx, path, value, "event_emit")
 
 
 _COUNT = click.option(

@@ -19,7 +19,7 @@ import math
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ from roost.cli_output import (
 from roost.client.keepalive import keepalive_interval
 
 if TYPE_CHECKING:
-    from roost.client import Client, Lease
+    from roost.client import Lease
 
 __all__ = ("holding", "lease", "retain_interval")
 
@@ -69,7 +69,6 @@ def _lease_record(lease: Lease) -> dict[str, Any]:
 @asynccontextmanager
 async def holding(
     settings: Settings,
-    client: Client,
     resource: str,
     *,
     shared: bool = False,
@@ -79,8 +78,8 @@ async def holding(
     name: str | None = None,
     take_reason: str | None = None,
 ) -> AsyncIterator[Lease]:
-    """Hold a lease for the block: acquired (or taken, with ``take_reason``) on entry, kept
-    alive while the block runs, returned on exit.
+    """Connect and hold a lease for the block: acquired (or taken, with ``take_reason``) on
+    entry, kept alive while the block runs, returned on exit, then the connection is closed.
 
     A loss does not cancel the block: ``lease.lost`` is set and the block decides what to do.
     While held, the client pings often enough for the broker's idle timeout (a dead connection
@@ -97,6 +96,7 @@ async def holding(
     waits = take_reason is None and wait != 0
     bound = settings.timeout + (max(wait, 0.0) if waits else 0.0)
     async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(connected(settings))
         with anyio.fail_after(math.inf if waits and wait < 0 else bound):
             if take_reason is None:
                 held = await client.lease_acquire(
@@ -141,12 +141,13 @@ async def _retain_every(held: Lease, ttl: float | None) -> None:
             await held.retain()
 
 
-async def _until_signal_or_loss(held: Lease, ready: Callable[[], None]) -> bool:
-    """Call ``ready()``, then wait for SIGINT/SIGTERM (returns False) or the loss of ``held``
-    (returns True). The signal receiver is in place before ``ready`` prints anything."""
+async def _until_signal_or_loss(out: Output, held: Lease, verb: str) -> bool:
+    """Show ``held`` (as ``verb``), then wait for SIGINT/SIGTERM (returns False) or the loss of
+    ``held`` (says so on stderr, returns True). The signal receiver is in place before the
+    lease is shown."""
     lost = False
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        ready()
+        _show_lease(out, held, verb)
         async with anyio.create_task_group() as tg:
 
             async def on_lost() -> None:
@@ -162,6 +163,8 @@ async def _until_signal_or_loss(held: Lease, ready: Callable[[], None]) -> bool:
 
             tg.start_soon(on_lost)
             tg.start_soon(on_signal)
+    if lost:
+        error(f"lease on {held.resource} lost ({held.lost_reason})")
     return lost
 
 
@@ -236,21 +239,16 @@ def acquire(
 
     async def body() -> int:
         try:
-            async with (
-                connected(settings) as client,
-                holding(
-                    settings,
-                    client,
-                    resource,
-                    shared=shared,
-                    wait=wait,
-                    ttl=ttl,
-                    note=note,
-                    name=name or "roost",
-                ) as held,
-            ):
-                if await _until_signal_or_loss(held, lambda: _show_lease(out, held, "holding")):
-                    error(f"lease on {held.resource} lost ({held.lost_reason})")
+            async with holding(
+                settings,
+                resource,
+                shared=shared,
+                wait=wait,
+                ttl=ttl,
+                note=note,
+                name=name or "roost",
+            ) as held:
+                if await _until_signal_or_loss(out, held, "holding"):
                     return EXIT_REMOTE
             out.note(f"returned {resource}")
             return EXIT_OK
@@ -289,22 +287,12 @@ def take(
     out = Output(settings)
 
     async def body() -> int:
-        async with (
-            connected(settings) as client,
-            holding(
-                settings,
-                client,
-                resource,
-                ttl=ttl,
-                note=note,
-                name=name or "roost",
-                take_reason=reason,
-            ) as held,
-        ):
+        async with holding(
+            settings, resource, ttl=ttl, note=note, name=name or "roost", take_reason=reason
+        ) as held:
             if not hold:
                 _show_lease(out, held, "took")
-            elif await _until_signal_or_loss(held, lambda: _show_lease(out, held, "took")):
-                error(f"lease on {held.resource} lost ({held.lost_reason})")
+            elif await _until_signal_or_loss(out, held, "took"):
                 return EXIT_REMOTE
         return EXIT_OK
 
@@ -398,20 +386,16 @@ def hold(
 
     async def body() -> int:
         try:
-            async with (
-                connected(settings) as client,
-                holding(
-                    settings,
-                    client,
-                    resource,
-                    shared=shared,
-                    wait=wait,
-                    ttl=ttl,
-                    note=note,
-                    name=name or os.path.basename(argv[0]),
-                    take_reason=reason if take_it else None,
-                ) as held,
-            ):
+            async with holding(
+                settings,
+                resource,
+                shared=shared,
+                wait=wait,
+                ttl=ttl,
+                note=note,
+                name=name or os.path.basename(argv[0]),
+                take_reason=reason if take_it else None,
+            ) as held:
                 verbose_note(settings, f"holding {resource} ({format_token(held.token)})")
                 return await _run_child(held, argv, kill_after)
         except _NOT_IN_TIME as exc:

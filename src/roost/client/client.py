@@ -294,18 +294,43 @@ class Client(LeaseVerbs):
         if not self.connected:
             return
         entry.gen = self._gen
+        await self._first_request(
+            self._regs.listens, path, entry, sub, lambda rid: m.EventListen(rid, path)
+        )
+
+    async def _first_request(
+        self,
+        table: dict[str, Any],
+        path: str,
+        entry: ListenEntry | ObserveEntry,
+        sub: Subscriber,
+        make: Callable[[int], m.Message],
+        *,
+        on_reply: Callable[[m.Message], None] | None = None,
+    ) -> m.Message | None:
+        """Send the request that starts ``sub``'s subscription ``entry`` (``table[path]``).
+
+        Returns:
+            The reply, or None if the connection dropped first (the entry stays recorded and is
+            replayed on reconnect).
+
+        Raises:
+            RemoteError: refused; ``sub`` is removed, and the entry with it if nobody is left.
+            BaseException: anything else the request raises (timeout, cancel); ``sub`` is removed.
+        """
         try:
-            reply = await self._request(lambda rid: m.EventListen(rid, path))
+            reply = await self._request(make, on_reply=on_reply)
         except Disconnected:
-            return  # recorded: replayed on reconnect
+            return None
         except BaseException:
             entry.subscribers.remove(sub)
             raise
         if isinstance(reply, m.ReplyError):
             entry.subscribers.remove(sub)
             if not entry.subscribers:
-                del self._regs.listens[path]
+                del table[path]
             raise RemoteError(reply.value.obj)
+        return reply
 
     # -- states --------------------------------------------------------------------------------
 
@@ -423,21 +448,16 @@ class Client(LeaseVerbs):
             return entry.value
         entry.gen = self._gen
         only: Subscriber = sub if initial else _Ignore()
-        try:
-            reply = await self._request(
-                lambda rid: m.StateObserve(rid, path),
-                on_reply=partial(record_observe, self._regs, path, only),
-            )
-        except Disconnected:
-            return entry.value  # recorded: replayed on reconnect
-        except BaseException:
-            entry.subscribers.remove(sub)
-            raise
-        if isinstance(reply, m.ReplyError):
-            entry.subscribers.remove(sub)
-            if not entry.subscribers:
-                del self._regs.observes[path]
-            raise RemoteError(reply.value.obj)
+        reply = await self._first_request(
+            self._regs.observes,
+            path,
+            entry,
+            sub,
+            lambda rid: m.StateObserve(rid, path),
+            on_reply=partial(record_observe, self._regs, path, only),
+        )
+        if reply is None:
+            return entry.value
         return reply.value.obj if isinstance(reply, m.ReplyStateKnown) else Unknown
 
     def _subscription(

@@ -52,6 +52,13 @@ def _too_short(name: str, payload: bytes) -> FramingError:
     return FramingError(f"{name}: truncated payload ({len(payload)} bytes)")
 
 
+def _no_nul(name: str, payload: bytes) -> FramingError:
+    """The error for an ``id, path`` payload with no NUL after the id: short, or unterminated."""
+    if len(payload) < 3:
+        return _too_short(name, payload)
+    return FramingError(f"{name}: path without NUL")
+
+
 def _dec_hello(payload: bytes) -> Decoded:
     if len(payload) != 4:
         raise FramingError(f"Hello: payload must be 4 bytes, got {len(payload)}")
@@ -156,9 +163,7 @@ def _id_path(cls: Any) -> _Decoder:
     def decode(payload: bytes) -> Decoded:
         nul = payload.find(0, 3)
         if nul < 0:
-            if len(payload) < 3:
-                raise _too_short(name, payload)
-            raise FramingError(f"{name}: path without NUL")
+            raise _no_nul(name, payload)
         if nul != len(payload) - 1:
             raise FramingError(f"{name}: bytes after the path")
         return cls((payload[1] << 8) | payload[2], payload[3:nul].decode("latin-1"))  # type: ignore[no-any-return]
@@ -173,9 +178,7 @@ def _id_path_value(cls: Any) -> _Decoder:
     def decode(payload: bytes) -> Decoded:
         nul = payload.find(0, 3)
         if nul < 0:
-            if len(payload) < 3:
-                raise _too_short(name, payload)
-            raise FramingError(f"{name}: path without NUL")
+            raise _no_nul(name, payload)
         rid = (payload[1] << 8) | payload[2]
         try:
             value = decode_value(payload[nul + 1 :])
@@ -371,14 +374,6 @@ def _enc_id_value(attr: str) -> _Encoder:
     return encode
 
 
-def _enc_reply_value(msg: m.ReplyOk | m.ReplyError | m.ReplyStateKnown) -> bytes:
-    raw = msg.value.raw
-    size = 3 + len(raw)
-    if size > MAX_PAYLOAD:
-        raise _too_large(msg, size)
-    return _pack_head_id(_SYNC, size, msg.code, msg.id) + raw
-
-
 def _enc_id_ms(msg: m.ReplyStateTUnknown) -> bytes:
     return _HEAD_ID_MS.pack(_SYNC, 7, msg.code, msg.id, msg.ms)
 
@@ -439,9 +434,7 @@ _ENCODERS: Final[dict[type, _Encoder]] = {
     m.HelloId: _enc_hello_id,
     m.ServerHello: _enc_code_only,
     m.ServerHelloId: _enc_body("client_id"),
-    m.ReplyOk: _enc_reply_value,
-    m.ReplyError: _enc_reply_value,
-    m.ReplyStateKnown: _enc_reply_value,
+    **dict.fromkeys((m.ReplyOk, m.ReplyError, m.ReplyStateKnown), _enc_id_value("value")),
     m.ReplyStateUnknown: _enc_id_only,
     m.Ping: _enc_id_only,
     m.ReplyStateTKnown: _enc_id_ms_value,
