@@ -39,14 +39,13 @@ async def test_broker_rejects_unknown_options() -> None:
 
 
 async def test_serve_forever_until_cancelled() -> None:
-    """serve_forever starts the broker and closes it when cancelled."""
+    """serve_forever starts the broker, reports its port, and closes it when cancelled."""
     broker = Broker(port=0)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(broker.serve_forever)
         with anyio.fail_after(5):
-            while broker.port == 0:
-                await anyio.sleep(0.01)
-        async with await connect(broker.port) as wire:
+            port = await tg.start(broker.serve_forever)
+        assert port == broker.port != 0
+        async with await connect(port) as wire:
             await wire.assert_open()
             tg.cancel_scope.cancel()
             await wire.expect_closed()

@@ -288,14 +288,19 @@ async def test_no_gap_no_duplicate(broker_thread: BrokerThread) -> None:
     async with await connect(broker_thread.port) as a, await connect(broker_thread.port) as b:
         await a.register("state", "/s")
 
+        under_way = anyio.Event()
+
         async def changer() -> None:
             for i in range(300):
                 await a.send(m.StateChanged(i, "/s", v(i)))
-                await anyio.sleep(0.001)
+                if i == 30:
+                    under_way.set()
+                await anyio.sleep(0.001)  # the pace of a changing state
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(changer)
-            await anyio.sleep(0.05)
+            with anyio.fail_after(5):
+                await under_way.wait()
             first = await b.request(m.StateObserve(1, "/s"))
         last = first.value.obj if isinstance(first, m.ReplyStateKnown) else -1
         while last < 299:

@@ -163,7 +163,8 @@ async def test_local_deadline_fires_before_the_broker_could(broker_thread: Broke
             async with a.lease("lab/other"):
                 proxy.stall()
                 stalled = anyio.current_time()
-                await anyio.sleep(WAIT)
+                with anyio.fail_after(WAIT):  # the loss must cancel this body
+                    await anyio.sleep_forever()
         assert info.value.reason == "timeout"
         assert anyio.current_time() - stalled < 2.0
         assert manual.lost_reason == "timeout"
@@ -190,7 +191,8 @@ async def test_keep_running_false_lets_the_lease_expire(broker_thread: BrokerThr
     async with Client(server=broker_thread.address) as a, Client(server=broker_thread.address) as b:
         with pytest.raises(LeaseLost) as info:
             async with a.lease("lab/mixer", ttl=1, keep_running=lambda: False):
-                await anyio.sleep(WAIT)
+                with anyio.fail_after(WAIT):  # the loss must cancel this body
+                    await anyio.sleep_forever()
         assert info.value.reason == "expired"
         await until_holder_state(b, "lab/mixer", lambda v: v["holders"] == [])
 

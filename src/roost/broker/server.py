@@ -28,6 +28,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, cast
 
+import anyio
+import anyio.abc
+
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.errors import FramingError
@@ -418,10 +421,17 @@ class Broker:
             self._router.close_all("shutdown", self._hooks.loop.time())
         await server.wait_closed()
 
-    async def serve_forever(self) -> None:
-        """Serve until cancelled (starting first if needed); closes everything on the way out."""
+    async def serve_forever(
+        self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled (starting first if needed); closes everything on the way out.
+
+        Started with anyio's ``await task_group.start(broker.serve_forever)``, it reports the
+        bound port once the broker listens.
+        """
         if self._server is None:
             await self.start()
+        task_status.started(self.port)
         try:
             await asyncio.Event().wait()
         finally:
