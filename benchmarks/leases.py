@@ -26,7 +26,7 @@ from typing import Any
 from benchmarks.broker import _connect
 from benchmarks.common import Table, format_rate, percentiles, rate
 from benchmarks.processes import ROOT, Server, _loops, _raise_nofile
-from roost.broker.leases import LeaseTable
+from roost.broker.leases.table import LeaseTable
 from roost.protocol import codec
 from roost.protocol import messages as m
 from roost.protocol.framing import FrameDecoder

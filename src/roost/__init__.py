@@ -1,7 +1,8 @@
 """roost: an asyncio coordination broker over msgpack TCP, wire-compatible with ESHET.
 
-The public surface is listed in ``__all__``. Heavy modules load on first use, so that
-``import roost`` stays cheap for command-line clients.
+The public surface is listed in ``__all__`` and documented in ``docs/reference/README.md``.
+The client and the broker load on first use, so that ``import roost`` stays cheap for
+command-line clients.
 """
 
 from __future__ import annotations
@@ -9,47 +10,120 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from roost._version import __version__
 from roost.errors import (
+    AlreadyClaimed,
+    ConnectFailed,
     ConnectionClosed,
     Disconnected,
+    FramingError,
+    InvalidLease,
+    InvalidResource,
+    InvalidValue,
     LeaseError,
     LeaseLost,
     LeasesUnsupported,
+    LeaseWaitTimeout,
+    LocalProtocolError,
+    NoLease,
+    NotHolder,
+    NotPermitted,
+    NotWaiting,
+    Older,
     ProtocolError,
     RemoteError,
+    ResourceLimit,
+    Revoked,
     RoostError,
+    TimeoutRequired,
+    Unmanaged,
+    WaitLimit,
+    WrongEpoch,
 )
 from roost.protocol.messages import Unknown, UnknownType
 
 if TYPE_CHECKING:
     from roost.broker import Broker, serve
-    from roost.client import Client, SyncClient
-
-__version__ = "0.1.0"
+    from roost.client import (
+        Backoff,
+        Client,
+        EventEmitter,
+        Lease,
+        LeaseValidator,
+        LeaseWallet,
+        StateHandle,
+        Subscription,
+        SyncClient,
+        SyncLease,
+        SyncSubscription,
+        TimeoutConfig,
+    )
 
 __all__ = (
+    "AlreadyClaimed",
+    "Backoff",
     "Broker",
     "Client",
+    "ConnectFailed",
     "ConnectionClosed",
     "Disconnected",
+    "EventEmitter",
+    "FramingError",
+    "InvalidLease",
+    "InvalidResource",
+    "InvalidValue",
+    "Lease",
     "LeaseError",
     "LeaseLost",
+    "LeaseValidator",
+    "LeaseWaitTimeout",
+    "LeaseWallet",
     "LeasesUnsupported",
+    "LocalProtocolError",
+    "NoLease",
+    "NotHolder",
+    "NotPermitted",
+    "NotWaiting",
+    "Older",
     "ProtocolError",
     "RemoteError",
+    "ResourceLimit",
+    "Revoked",
     "RoostError",
+    "StateHandle",
+    "Subscription",
     "SyncClient",
+    "SyncLease",
+    "SyncSubscription",
+    "TimeoutConfig",
+    "TimeoutRequired",
     "Unknown",
     "UnknownType",
+    "Unmanaged",
+    "WaitLimit",
+    "WrongEpoch",
     "__version__",
     "serve",
 )
 
+_CLIENT = (
+    "Backoff",
+    "Client",
+    "EventEmitter",
+    "Lease",
+    "LeaseValidator",
+    "LeaseWallet",
+    "StateHandle",
+    "Subscription",
+    "SyncClient",
+    "SyncLease",
+    "SyncSubscription",
+    "TimeoutConfig",
+)
 _LAZY = {
     "Broker": "roost.broker",
     "serve": "roost.broker",
-    "Client": "roost.client",
-    "SyncClient": "roost.client",
+    **dict.fromkeys(_CLIENT, "roost.client"),
 }
 
 
@@ -60,3 +134,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from roost.broker.lease_types import (
+from roost.broker.leases.table import LeaseTable
+from roost.broker.leases.types import (
     Audit,
     Close,
     Declared,
@@ -16,7 +17,6 @@ from roost.broker.lease_types import (
     Push,
     RootCounter,
 )
-from roost.broker.leases import LeaseTable
 
 __all__ = ("EPOCH", "Harness")
 

@@ -14,7 +14,7 @@ import pytest
 from anyio.abc import SocketAttribute
 
 from roost.broker import Broker
-from roost.broker.lease_views import json_safe
+from roost.broker.leases.views import json_safe
 from roost.protocol import messages as m
 from roost.protocol.values import MapPairs
 from tests.broker.leasekit import lease, next_push

@@ -9,15 +9,15 @@ import anyio
 import pytest
 
 from roost.broker import Broker
-from roost.broker.lease_config import (
+from roost.broker.leases.config import (
     LeaseConfig,
     LeaseConfigError,
     load_lease_config,
     parse_lease_config,
 )
-from roost.broker.lease_core import DEFAULT_MAX_RESOURCES, DEFAULT_MAX_WAITS, DEFAULT_TTL_MAX
-from roost.broker.lease_routes import LeaseLayer
-from roost.broker.lease_types import Declared
+from roost.broker.leases.core import DEFAULT_MAX_RESOURCES, DEFAULT_MAX_WAITS, DEFAULT_TTL_MAX
+from roost.broker.leases.routes import LeaseLayer
+from roost.broker.leases.types import Declared
 from roost.errors import RoostError, WaitLimit, lease_error_for
 from roost.protocol import messages as m
 from tests.broker.leasekit import lease

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roost.broker.lease_wire import BadArgs, parse
+from roost.broker.leases.wire import BadArgs, parse
 from tests.broker.leaseharness import Harness
 
 _scalars = st.one_of(

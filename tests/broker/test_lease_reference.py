@@ -10,16 +10,16 @@ import pytest
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "leases.md"
 MODULES = [
     "roost.protocol.tokens",
-    "roost.broker.leases",
-    "roost.broker.lease_core",
-    "roost.broker.lease_types",
-    "roost.broker.lease_queries",
-    "roost.broker.lease_views",
-    "roost.broker.lease_checks",
-    "roost.broker.lease_wire",
-    "roost.broker.lease_store",
-    "roost.broker.lease_routes",
-    "roost.broker.lease_config",
+    "roost.broker.leases.table",
+    "roost.broker.leases.core",
+    "roost.broker.leases.types",
+    "roost.broker.leases.queries",
+    "roost.broker.leases.views",
+    "roost.broker.leases.checks",
+    "roost.broker.leases.wire",
+    "roost.broker.leases.store",
+    "roost.broker.leases.routes",
+    "roost.broker.leases.config",
 ]
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.broker.lease_store import BLOCK, STATE_FILE, StateDirError, open_state
-from roost.broker.lease_types import RootCounter
+from roost.broker.leases.store import BLOCK, STATE_FILE, StateDirError, open_state
+from roost.broker.leases.types import RootCounter
 
 
 def test_first_start_uses_wall_time_and_writes_file(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from roost.broker.lease_types import Declared, Identity, Push
+from roost.broker.leases.types import Declared, Identity, Push
 from roost.protocol.tokens import make_token, sublease
 from tests.broker.leaseharness import Harness, holders
 
@@ -179,7 +179,7 @@ def test_two_grants_differ() -> None:
 
 def test_huge_client_id_still_fits_frames() -> None:
     """E10: a client id of 40 kB keeps events and pushes within a frame (holder/by left out)."""
-    from roost.broker.lease_types import Event
+    from roost.broker.leases.types import Event
     from roost.protocol.values import pack
 
     h = Harness()

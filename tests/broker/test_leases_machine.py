@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from roost.broker.lease_types import (
+from roost.broker.leases.table import LeaseTable
+from roost.broker.leases.types import (
     Declared,
     Effect,
     Event,
@@ -18,7 +19,6 @@ from roost.broker.lease_types import (
     Push,
     RootCounter,
 )
-from roost.broker.leases import LeaseTable
 from roost.protocol.tokens import covers, newer, overlaps, sublease
 from tests.broker.leasemodel import MConn, MLease, Model, MRecord, MWait
 from tests.broker.leaseowner import Command, FencedOwner

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from roost.broker.lease_types import Declared, Identity
+from roost.broker.leases.types import Declared, Identity
 from roost.protocol.tokens import sublease
 from tests.broker.leaseharness import EPOCH, Harness, holders
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from roost.broker.router import Router
 from roost.broker.session import Session
@@ -66,7 +67,7 @@ def v(obj: object) -> Value:
 
 def test_tree_directories_vanish() -> None:
     """Removing the last node of a directory chain removes the chain, not the root."""
-    tree = Tree()
+    tree: Tree[Any] = Tree()
     node = tree.create("/a/b/c", "action", 0.0)
     other = tree.create("/a/x", "event", 0.0)
     assert tree.find("/a/b") == "path_is_directory"
@@ -80,7 +81,7 @@ def test_tree_directories_vanish() -> None:
 
 def test_tree_check_free() -> None:
     """check_free reports the error creating a node would hit."""
-    tree = Tree()
+    tree: Tree[Any] = Tree()
     tree.create("/a/b", "action", 0.0)
     assert tree.check_free("/a") == "path_is_directory"
     assert tree.check_free("/a/b") == "path_already_exists"

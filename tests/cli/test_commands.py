@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from roost.cli import ByteSize
+from roost.cli.main import ByteSize
 from roost.protocol.messages import Unknown
 from tests.cli.conftest import WAIT, Peer, RunRoost
 

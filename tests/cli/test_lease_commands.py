@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from roost.cli_lease import _terminal_sent_it, retain_interval
+from roost.cli.lease import _terminal_sent_it, retain_interval
 from roost.errors import AlreadyClaimed
 from tests.cli.conftest import WAIT, Peer, RunRoost, SpawnRoost
 
@@ -350,7 +350,7 @@ def test_terminal_sigint_detection(monkeypatch: pytest.MonkeyPatch) -> None:
 
     code = (
         "import signal\n"
-        "from roost.cli_lease import _terminal_sent_it\n"
+        "from roost.cli.lease import _terminal_sent_it\n"
         "print('verdict', _terminal_sent_it(signal.SIGINT), _terminal_sent_it(signal.SIGTERM))\n"
     )
     proc = subprocess.Popen(

@@ -62,7 +62,7 @@ def test_client_commands_do_not_import_the_broker(server: str) -> None:
         "import sys\n"
         "from roost.cli import main\n"
         f"rc = main(['-s', '{server}', 'get', '/meta/broker'])\n"
-        "heavy = ('roost.broker', 'rich', 'roost.cli_lease', 'roost.cli_leases',\n"
+        "heavy = ('roost.broker', 'rich', 'roost.cli.lease', 'roost.cli.leases',\n"
         "         'roost.client.sync', 'anyio.from_thread', 'secrets', 'getpass')\n"
         "loaded = [m for m in heavy if m in sys.modules]\n"
         "print(rc, loaded)\n"

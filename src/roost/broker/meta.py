@@ -11,17 +11,15 @@ Rules of this module:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-import roost
+from roost._version import __version__
 from roost.broker import frames
+from roost.broker.session import Session
 from roost.broker.tree import ACTION, STATE, Dir, Node, valid_ls_path
+from roost.broker.view import RouterView
 from roost.protocol import messages as m
 from roost.protocol.values import Value, pack
-
-if TYPE_CHECKING:
-    from roost.broker.router import Router
-    from roost.broker.session import Session
 
 __all__ = ("CLIENTS_INTERVAL", "Meta", "broker_info")
 
@@ -33,13 +31,13 @@ _CLIENTS_BUDGET: Final = frames.MAX_PAYLOAD - 7 - 64
 
 def broker_info() -> dict[str, Any]:
     """The value of ``/meta/broker`` (protocol.md §15.2): name, version and extensions."""
-    return {"name": "roost", "version": roost.__version__, "extensions": {"lease": 1}}
+    return {"name": "roost", "version": __version__, "extensions": {"lease": 1}}
 
 
 class Meta:
     """The /meta nodes of one router."""
 
-    def __init__(self, router: Router, now: float) -> None:
+    def __init__(self, router: RouterView, now: float) -> None:
         self.router = router
         tree = router.tree
         self.ls_node = tree.create("/meta/ls", ACTION, now)
@@ -59,7 +57,7 @@ class Meta:
 
     # -- /meta/ls ------------------------------------------------------------------------------
 
-    def call(self, session: Session, msg: m.ActionCall, node: Node, now: float) -> None:
+    def call(self, session: Session, msg: m.ActionCall, node: Node[Session], now: float) -> None:
         """Answer a call to a broker-owned action (``/meta/ls``)."""
         args = msg.args.obj
         if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], str)):
@@ -91,11 +89,11 @@ class Meta:
 
     # -- /meta/broker and /meta/clients --------------------------------------------------------
 
-    def set_error(self, node: Node) -> str:
+    def set_error(self, node: Node[Session]) -> str:
         """The error a client's ``set`` of a broker-owned state gets."""
         return "not_implemented" if node is self.broker_node else "not_owner"
 
-    def refresh(self, node: Node, now: float) -> None:
+    def refresh(self, node: Node[Session], now: float) -> None:
         """Bring a lazily maintained broker state up to date before it is read."""
         if node is self.clients_node:
             self._clients_listed = True

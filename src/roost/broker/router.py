@@ -65,7 +65,7 @@ class Router:
     def __init__(self, hooks: ServerHooks, now: float, *, max_outbound: int) -> None:
         self.hooks = hooks
         self.max_outbound = max_outbound
-        self.tree = Tree()
+        self.tree: Tree[Session] = Tree()
         #: Every open session, in connection order.
         self.sessions: dict[Session, None] = {}
         #: Sessions with queued output since the last flush.
@@ -293,7 +293,9 @@ class Router:
         one is refused with ``err {"status": "bad_args"}``."""
         session.push(frames.err_map(msg.id, "bad_args"))
 
-    def guarded(self, session: Session, msg: m.ActionCall | m.Set, node: Node, now: float) -> None:
+    def guarded(
+        self, session: Session, msg: m.ActionCall | m.Set, node: Node[Session], now: float
+    ) -> None:
         """A plain call or set reached a node with a ``guard``; the lease layer replaces this
         (without it no guard can be set, so this only forwards as usual)."""
         assert node.owner is not None
@@ -328,7 +330,9 @@ class Router:
         owner.expect(oid, (session, rid, data[3]))
         owner.push(data)
 
-    def _relay(self, session: Session, rid: int, node: Node, code: int, raw: bytes = b"") -> None:
+    def _relay(
+        self, session: Session, rid: int, node: Node[Session], code: int, raw: bytes = b""
+    ) -> None:
         """:meth:`forward` for a plain call, get or set of ``node``: the frame is spliced from
         the node's cached path head and the raw value bytes, no message object is built."""
         owner = node.owner
@@ -391,7 +395,7 @@ class Router:
 
     def subscribe(
         self, session: Session, rid: int, path: str, kind: str, now: float
-    ) -> Node | None:
+    ) -> Node[Session] | None:
         """Find or create (ownerless) the event or state at ``path`` and add ``session`` to its
         listeners; ``None`` after an error reply (bad path, another kind there, or a reserved
         /meta/leases path), with nothing subscribed. Subscribing twice is harmless."""
@@ -422,7 +426,7 @@ class Router:
 
     # -- actions and props ---------------------------------------------------------------------
 
-    def _lookup(self, session: Session, rid: int, path: str) -> Node | None:
+    def _lookup(self, session: Session, rid: int, path: str) -> Node[Session] | None:
         node = self.tree.nodes.get(path)
         if node is None:
             found = self.tree.find(path)

@@ -31,6 +31,7 @@ from typing import Any, Final, cast
 import anyio
 import anyio.abc
 
+from roost.broker.leases import install_leases
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.errors import FramingError
@@ -389,8 +390,6 @@ class Broker:
         loop = asyncio.get_running_loop()
         self._hooks = _Hooks(self, loop)
         self._router = Router(self._hooks, loop.time(), max_outbound=self.max_outbound)
-        from roost.broker.lease_routes import install_leases  # noqa: PLC0415 (import cycle)
-
         install_leases(
             self._router,
             wall_offset=time.time() - loop.time(),

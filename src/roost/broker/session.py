@@ -18,12 +18,10 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from roost.broker.tree import Node
 from roost.protocol.connection import Connection, Role
-
-if TYPE_CHECKING:
-    from roost.broker.tree import Node
 
 __all__ = ("Pending", "Session")
 
@@ -107,8 +105,8 @@ class Session:
         #: True once the connection sent any extension message (protocol.md E1).
         self.opted_in = False
         #: Nodes this connection owns, and the event/state nodes it listens to or observes.
-        self.owned: dict[Node, None] = _NONE
-        self.listening: dict[Node, None] = _NONE
+        self.owned: dict[Node[Session], None] = _NONE
+        self.listening: dict[Node[Session], None] = _NONE
         #: Requests forwarded to this connection as owner, by broker-chosen id.
         self.pending: dict[int, Pending] = _NONE
         #: Opaque slots for the server: its transport and its idle timer state.
@@ -132,13 +130,13 @@ class Session:
             self.accepting = False
             self._on_overflow(self)
 
-    def own(self, node: Node) -> None:
+    def own(self, node: Node[Session]) -> None:
         """Record that this connection owns ``node``."""
         if self.owned is _NONE:
             self.owned = {}
         self.owned[node] = None
 
-    def listen(self, node: Node) -> None:
+    def listen(self, node: Node[Session]) -> None:
         """Record that this connection listens to or observes ``node``."""
         if self.listening is _NONE:
             self.listening = {}

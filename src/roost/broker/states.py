@@ -3,7 +3,7 @@
 Rules of this module:
 
 - Plain synchronous functions taking the router; its dispatch table binds them, so they run
-  inside ``Router.handle`` and never await.
+  inside ``RouterView.handle`` and never await.
 - A state's stored value is its owner's msgpack bytes (``Node.value``), ``None`` while unknown.
 - Every update notifies every observer, repeats included (protocol.md §10.5): one frame is
   encoded per update and the same bytes object is queued on each observer.
@@ -13,16 +13,14 @@ Rules of this module:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from roost.broker import frames
+from roost.broker.session import Session
 from roost.broker.tree import STATE, Node, Tree
+from roost.broker.view import RouterView
 from roost.protocol import messages as m
 from roost.protocol.values import Value
-
-if TYPE_CHECKING:
-    from roost.broker.router import Router
-    from roost.broker.session import Session
 
 __all__ = (
     "MAX_STATE_VALUE",
@@ -38,7 +36,9 @@ __all__ = (
 MAX_STATE_VALUE: Final = frames.MAX_PAYLOAD - 7
 
 
-def _owned_state(session: Session, tree: Tree, rid: int, path: str) -> Node | None:
+def _owned_state(
+    session: Session, tree: Tree[Session], rid: int, path: str
+) -> Node[Session] | None:
     """The state an owner update targets, or ``None`` after the error reply (§9.2)."""
     node = tree.nodes.get(path)
     if node is None:
@@ -55,7 +55,7 @@ def _owned_state(session: Session, tree: Tree, rid: int, path: str) -> Node | No
     return node
 
 
-def changed(router: Router, session: Session, msg: m.StateChanged, now: float) -> None:
+def changed(router: RouterView, session: Session, msg: m.StateChanged, now: float) -> None:
     """``state_changed`` from the owner: store the value, reply ok, notify the observers.
 
     The reply is queued before the notifications, so an owner that also observes its own
@@ -73,7 +73,7 @@ def changed(router: Router, session: Session, msg: m.StateChanged, now: float) -
     set_state(node, raw, now)
 
 
-def unknown(router: Router, session: Session, msg: m.StateUnknown, now: float) -> None:
+def unknown(router: RouterView, session: Session, msg: m.StateUnknown, now: float) -> None:
     """``state_unknown`` from the owner: forget the value, reply ok, notify the observers
     (also when the state was already unknown)."""
     node = _owned_state(session, router.tree, msg.id, msg.path)
@@ -83,7 +83,7 @@ def unknown(router: Router, session: Session, msg: m.StateUnknown, now: float) -
     set_state(node, None, now)
 
 
-def set_state(node: Node, raw: bytes | None, now: float) -> None:
+def set_state(node: Node[Session], raw: bytes | None, now: float) -> None:
     """Store a state value (``None``: unknown) and notify every observer (§10.5)."""
     node.value = raw
     node.last_update = now
@@ -97,7 +97,7 @@ def set_state(node: Node, raw: bytes | None, now: float) -> None:
 
 
 def observe(
-    router: Router, session: Session, msg: m.StateObserve | m.StateObserveT, now: float
+    router: RouterView, session: Session, msg: m.StateObserve | m.StateObserveT, now: float
 ) -> None:
     """``state_observe`` / ``state_observe_t``: subscribe ``session`` and reply with the
     current value (ownerless states are created, unknown). The reply is queued before any
@@ -119,7 +119,7 @@ def observe(
         session.push(frames.reply_state_t(msg.id, ms, raw))
 
 
-def publish(router: Router, path: str, value: Value | m.UnknownType, now: float) -> None:
+def publish(router: RouterView, path: str, value: Value | m.UnknownType, now: float) -> None:
     """Set the broker-owned state ``path`` (created or adopted if needed) and notify its
     observers; every call notifies, known or unknown.
 
@@ -139,7 +139,7 @@ def publish(router: Router, path: str, value: Value | m.UnknownType, now: float)
     set_state(node, raw, now)
 
 
-def internal_node(tree: Tree, path: str, kind: str, now: float) -> Node:
+def internal_node(tree: Tree[Session], path: str, kind: str, now: float) -> Node[Session]:
     """The broker-owned node of ``kind`` at ``path``: created, or adopted if it exists
     without an owner (its listeners stay).
 

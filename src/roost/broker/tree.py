@@ -12,10 +12,8 @@ Rules of this module:
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Final
-
-if TYPE_CHECKING:
-    from roost.broker.session import Session
+from collections.abc import Hashable
+from typing import Any, Final, Generic, TypeVar
 
 __all__ = (
     "ACTION",
@@ -40,6 +38,10 @@ _PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)+")
 _LS_PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)*/[A-Za-z0-9_]*")
 
 
+#: The connection type that owns and listens (the broker's ``Session``); the tree only keeps it.
+Owner = TypeVar("Owner", bound=Hashable)
+
+
 def valid_path(path: str) -> bool:
     """True if ``path`` matches ``^(/[A-Za-z0-9_]+)+$`` exactly (§10.1; no trailing newline)."""
     return _PATH_RE.fullmatch(path) is not None
@@ -50,7 +52,7 @@ def valid_ls_path(path: str) -> bool:
     return _LS_PATH_RE.fullmatch(path) is not None
 
 
-class Node:
+class Node(Generic[Owner]):
     """One leaf of the tree: an action, prop, event or state.
 
     ``owner`` is the owning session or ``None``; ``internal`` marks nodes the broker owns itself
@@ -75,15 +77,15 @@ class Node:
         "value",
     )
 
-    def __init__(self, path: str, kind: str, parent: Dir, name: str, now: float) -> None:
+    def __init__(self, path: str, kind: str, parent: Dir[Owner], name: str, now: float) -> None:
         self.path = path
         self.kind = kind
         self.parent = parent
         self.name = name
-        self.owner: Session | None = None
+        self.owner: Owner | None = None
         self.internal = False
         #: Listeners (events) or observers (states), in subscription order.
-        self.listeners: dict[Session, None] = {}
+        self.listeners: dict[Owner, None] = {}
         self.value: bytes | None = None
         self.last_update = now
         self.path_head = path.encode("latin-1") + b"\0"
@@ -95,28 +97,28 @@ class Node:
         return f"<Node {self.kind} {self.path}>"
 
 
-class Dir:
+class Dir(Generic[Owner]):
     """An implicit directory: children by segment name."""
 
     __slots__ = ("children", "name", "parent")
 
-    def __init__(self, parent: Dir | None, name: str) -> None:
+    def __init__(self, parent: Dir[Owner] | None, name: str) -> None:
         self.parent = parent
         self.name = name
-        self.children: dict[str, Dir | Node] = {}
+        self.children: dict[str, Dir[Owner] | Node[Owner]] = {}
 
 
-class Tree:
+class Tree(Generic[Owner]):
     """All nodes, by path and as a hierarchy of directories."""
 
     __slots__ = ("nodes", "root")
 
     def __init__(self) -> None:
-        self.root = Dir(None, "")
+        self.root: Dir[Owner] = Dir(None, "")
         #: Every node by its exact path: the fast path of every lookup.
-        self.nodes: dict[str, Node] = {}
+        self.nodes: dict[str, Node[Owner]] = {}
 
-    def find(self, path: str) -> Node | str:
+    def find(self, path: str) -> Node[Owner] | str:
         """Return the node at ``path``, or the error string for why there is none.
 
         Returns:
@@ -133,9 +135,9 @@ class Tree:
             return found
         return "path_is_directory" if isinstance(found, Dir) else "path_not_found"
 
-    def _walk(self, segments: list[str]) -> Dir | Node | str | None:
+    def _walk(self, segments: list[str]) -> Dir[Owner] | Node[Owner] | str | None:
         """Walk to the last segment: the entry there, ``None`` if absent, or an error string."""
-        current: Dir = self.root
+        current: Dir[Owner] = self.root
         last = len(segments) - 1
         for index, segment in enumerate(segments):
             child = current.children.get(segment)
@@ -146,7 +148,7 @@ class Tree:
             current = child
         return current
 
-    def lookup_dir(self, path: str) -> Dir | Node | str:
+    def lookup_dir(self, path: str) -> Dir[Owner] | Node[Owner] | str:
         """Resolve an already validated ``/meta/ls`` path (``/`` or without trailing slash)."""
         if path == "/":
             return self.root
@@ -171,28 +173,28 @@ class Tree:
             return found
         return "path_is_directory" if isinstance(found, Dir) else "path_already_exists"
 
-    def create(self, path: str, kind: str, now: float) -> Node:
+    def create(self, path: str, kind: str, now: float) -> Node[Owner]:
         """Create a node at a path :meth:`check_free` accepted, making directories on the way."""
         segments = path.split("/")[1:]
         current = self.root
         for segment in segments[:-1]:
             child = current.children.get(segment)
             if child is None:
-                child = Dir(current, segment)
+                child = Dir[Owner](current, segment)
                 current.children[segment] = child
             assert isinstance(child, Dir)
             current = child
-        node = Node(path, kind, current, segments[-1], now)
+        node = Node[Owner](path, kind, current, segments[-1], now)
         current.children[segments[-1]] = node
         self.nodes[path] = node
         return node
 
-    def remove(self, node: Node) -> None:
+    def remove(self, node: Node[Owner]) -> None:
         """Remove ``node`` and every directory it leaves empty. Removing twice is harmless."""
         if self.nodes.get(node.path) is not node:
             return
         del self.nodes[node.path]
-        parent: Dir | None = node.parent
+        parent: Dir[Owner] | None = node.parent
         name = node.name
         while parent is not None:
             del parent.children[name]

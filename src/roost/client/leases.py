@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from time import monotonic
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio
 
@@ -41,12 +41,25 @@ from roost.protocol.tokens import (
     sublease,
 )
 
-if TYPE_CHECKING:
-    from roost.client.lease_verbs import LeaseVerbs
-
 __all__ = ("Lease", "LeaseBook", "LeaseValidator", "LeaseWallet", "WalletEntry", "WalletStatus")
 
 log = logging.getLogger("roost.client")
+
+
+class LeaseOwner(Protocol):
+    """What a :class:`Lease` needs of the client that holds it (the client's lease verbs and
+    its book of live leases); the client satisfies it, so this module imports no client."""
+
+    _leases: LeaseBook
+
+    async def lease_retain(self, lease: Lease | Mapping[str, Any]) -> float | None:
+        """Restart the lease's ttl clock; the ttl left."""
+        ...
+
+    async def lease_return(self, lease: Lease | Mapping[str, Any]) -> None:
+        """Return the lease."""
+        ...
+
 
 WalletStatus = Literal["self_owner", "other_owner", "revoked", "unowned", "not_managed"]
 
@@ -67,7 +80,7 @@ class Lease:
 
     def __init__(
         self,
-        client: LeaseVerbs,
+        client: LeaseOwner,
         grant: Mapping[str, Any],
         on_lost: Callable[[Lease], Any] | None = None,
     ) -> None:

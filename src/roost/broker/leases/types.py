@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, Protocol, TypeAlias
 
 __all__ = (
     "EXCLUSIVE",
@@ -32,6 +32,7 @@ __all__ = (
     "Push",
     "Record",
     "RootCounter",
+    "TableView",
     "Waiter",
 )
 
@@ -251,3 +252,33 @@ class Record:
     def last_root(self) -> int | None:
         """Root of the last grant on this name, or ``None`` if never granted."""
         return None if self.last_lease is None else self.last_lease.root
+
+
+class TableView(Protocol):
+    """What the read-only lease modules (``queries``, ``checks``) see of the table.
+
+    :class:`~roost.broker.leases.core.TableCore` satisfies it; the readers depend on this
+    shape rather than on the class, so the core can import them without a circle.
+    """
+
+    epoch: int
+    max_waits: int
+    wall_offset: float
+    _records: dict[str, Record]
+    _conns: dict[Hashable, ConnState]
+    _below: dict[str, set[str]]
+    _queue: dict[int, Waiter]
+    _clock: float
+    _roots: RootCounter
+
+    def seen(self, c: ConnState) -> float:
+        """When bytes last arrived from the connection."""
+        ...
+
+    def covering_leases(self, name: str) -> list[Lease]:
+        """Active leases on ``name`` or an ancestor, oldest grant first."""
+        ...
+
+    def _conflicts(self, name: str, mode: str) -> list[Lease]:
+        """The active leases a request on ``name`` in ``mode`` cannot coexist with."""
+        ...

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from roost.broker.lease_types import IDENTITY_MAX, MODES, Identity
+from roost.broker.leases.types import IDENTITY_MAX, MODES, Identity
 
 __all__ = ("BadArgs", "parse")
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any, Final
 
-from roost.broker import lease_queries as q
-from roost.broker.lease_core import (
+from roost.broker.leases import queries as q
+from roost.broker.leases.checks import check_invariants
+from roost.broker.leases.core import (
     _WAIT,
     DEFAULT_MAX_RESOURCES,
     DEFAULT_MAX_WAITS,
@@ -30,7 +31,7 @@ from roost.broker.lease_core import (
     TableCore,
     status,
 )
-from roost.broker.lease_types import (
+from roost.broker.leases.types import (
     EXCLUSIVE,
     MODES,
     Audit,
@@ -42,7 +43,7 @@ from roost.broker.lease_types import (
     Lease,
     Waiter,
 )
-from roost.broker.lease_views import holder_entry, lease_object, shown_entry, waiter_entry
+from roost.broker.leases.views import holder_entry, lease_object, shown_entry, waiter_entry
 from roost.protocol.tokens import overlaps, valid_resource
 
 __all__ = ("DEFAULT_MAX_RESOURCES", "DEFAULT_MAX_WAITS", "DEFAULT_TTL_MAX", "LeaseTable")
@@ -495,6 +496,4 @@ class LeaseTable(TableCore):
         Raises:
             AssertionError: an invariant does not hold.
         """
-        from roost.broker.lease_checks import check_invariants  # noqa: PLC0415 (cycle)
-
         check_invariants(self)

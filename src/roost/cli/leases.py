@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import click
 
-from roost.cli_output import (
+from roost.cli.output import (
     Output,
     Settings,
     connected,

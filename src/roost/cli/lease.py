@@ -28,8 +28,8 @@ import anyio.abc
 import click
 
 from roost import errors
-from roost.cli_leases import COLUMNS, describe_holder, format_token, rows
-from roost.cli_output import (
+from roost.cli.leases import COLUMNS, describe_holder, format_token, rows
+from roost.cli.output import (
     EXIT_OK,
     EXIT_REMOTE,
     EXIT_TEMPFAIL,

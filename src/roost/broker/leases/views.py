@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any, Final
 
-from roost.broker.lease_types import Lease, Waiter
+from roost.broker.leases.types import Lease, Waiter
 from roost.protocol.framing import MAX_PAYLOAD
 from roost.protocol.values import MapPairs, pack
 

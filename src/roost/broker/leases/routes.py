@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from roost.broker import frames
-from roost.broker.lease_config import LeaseConfig, load_lease_config
-from roost.broker.lease_store import open_state
-from roost.broker.lease_types import Audit, Close, Declared, Effect, Event, HolderState, Push
-from roost.broker.lease_views import json_safe
-from roost.broker.lease_wire import BadArgs, parse
-from roost.broker.leases import LeaseTable
+from roost.broker.leases.config import LeaseConfig, load_lease_config
+from roost.broker.leases.store import open_state
+from roost.broker.leases.table import LeaseTable
+from roost.broker.leases.types import Audit, Close, Declared, Effect, Event, HolderState, Push
+from roost.broker.leases.views import json_safe
+from roost.broker.leases.wire import BadArgs, parse
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node
@@ -300,7 +300,9 @@ class LeaseLayer:
             node.guard = resource
             self._reply(session, rid, {"status": "OK"})
 
-    def guarded(self, session: Session, msg: m.ActionCall | m.Set, node: Node, now: float) -> None:
+    def guarded(
+        self, session: Session, msg: m.ActionCall | m.Set, node: Node[Session], now: float
+    ) -> None:
         """A plain call or set reached a guarded node: forward it with the caller's newest
         covering token, or answer ``err "NO_LEASE"`` (a plain str, for plain ESHET callers)."""
         reply, effects = self.table.check_guard(session, node.guard, None, now)
@@ -315,7 +317,7 @@ class LeaseLayer:
         self,
         session: Session,
         rid: int,
-        node: Node,
+        node: Node[Session],
         path: str,
         *,
         raw: bytes,
@@ -342,7 +344,7 @@ class LeaseLayer:
         self.router.forward(session, rid, owner, make)
 
     def _token_checked(
-        self, session: Session, rid: int, node: Node, now: float, *, token: Any, raw: bytes
+        self, session: Session, rid: int, node: Node[Session], now: float, *, token: Any, raw: bytes
     ) -> None:
         reply, effects = self.table.check_guard(session, node.guard, token, now)
         self.apply(effects, now)

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Final
 
-from roost.broker.lease_types import RootCounter
+from roost.broker.leases.types import RootCounter
 from roost.errors import RoostError
 
 __all__ = ("BLOCK", "STATE_FILE", "LeaseState", "StateDirError", "open_state")

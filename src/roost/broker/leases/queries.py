@@ -10,10 +10,10 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from roost.broker.lease_types import EXCLUSIVE, SHARED, Lease, Record
-from roost.broker.lease_views import (
+from roost.broker.leases.types import EXCLUSIVE, SHARED, Lease, Record, TableView
+from roost.broker.leases.views import (
     REPLY_BUDGET,
     entries_size,
     fit_list,
@@ -24,9 +24,6 @@ from roost.broker.lease_views import (
 )
 from roost.protocol.tokens import ancestors, covers, is_valid_token, valid_resource
 from roost.protocol.values import pack
-
-if TYPE_CHECKING:
-    from roost.broker.lease_core import TableCore
 
 __all__ = (
     "fit_reply",
@@ -57,7 +54,7 @@ def fit_reply(reply: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
-def newest(table: TableCore, name: str) -> int | None:
+def newest(table: TableView, name: str) -> int | None:
     """The highest last-grant root among the records overlapping ``name`` (None if none)."""
     recs = table._records
     roots = [recs[a].last_root for a in ancestors(name) if a in recs]
@@ -68,7 +65,7 @@ def newest(table: TableCore, name: str) -> int | None:
     return max(present) if present else None
 
 
-def floor(table: TableCore, name: str) -> int | None:
+def floor(table: TableView, name: str) -> int | None:
     """Root of the oldest active lease covering ``name``; when none, the newest root ever
     granted on ``name`` or an ancestor; None if nothing covering it was ever granted."""
     cov = table.covering_leases(name)
@@ -81,7 +78,7 @@ def floor(table: TableCore, name: str) -> int | None:
 
 
 def use_status(
-    table: TableCore, token: object, against: str | None
+    table: TableView, token: object, against: str | None
 ) -> tuple[str, Lease | None, str | None]:
     """``(status, lease, reason)`` for ``token`` checked against resource ``against`` (default
     the token's own), by protocol.md E6. ``lease`` is the active grant for ``OK``; ``reason``
@@ -110,13 +107,13 @@ def use_status(
     return "INVALID_LEASE", None, None
 
 
-def _holders_of(table: TableCore, name: object) -> list[dict[str, Any]]:
+def _holders_of(table: TableView, name: object) -> list[dict[str, Any]]:
     if not isinstance(name, str) or not valid_resource(name):
         return []
     return [holder_entry(x) for x in table.covering_leases(name)]
 
 
-def _refusal(table: TableCore, status: str, reason: str | None, name: object) -> dict[str, Any]:
+def _refusal(table: TableView, status: str, reason: str | None, name: object) -> dict[str, Any]:
     reply: dict[str, Any] = {"status": status}
     if reason is not None:
         reply["reason"] = reason
@@ -129,7 +126,7 @@ def _token_resource(token: object) -> object:
 
 
 def holder_use(
-    table: TableCore, conn: Hashable, token: object
+    table: TableView, conn: Hashable, token: object
 ) -> tuple[dict[str, Any], Lease | None]:
     """Decide a return or retain: ``({"status": "OK"}, lease)`` when ``token`` is active and
     ``conn`` holds it, else ``(refusal, None)``."""
@@ -142,7 +139,7 @@ def holder_use(
     return {"status": "OK"}, lease
 
 
-def validate(table: TableCore, token: object, resource: str | None) -> dict[str, Any]:
+def validate(table: TableView, token: object, resource: str | None) -> dict[str, Any]:
     """The reply to ``lease_validate``: the use status with the holders of the resource."""
     status, _, reason = use_status(table, token, resource)
     name = _token_resource(token) if resource is None else resource
@@ -152,7 +149,7 @@ def validate(table: TableCore, token: object, resource: str | None) -> dict[str,
 
 
 def guard_decision(
-    table: TableCore, conn: Hashable, guard: str, token: object | None
+    table: TableView, conn: Hashable, guard: str, token: object | None
 ) -> dict[str, Any]:
     """Decide a call or set to a node guarded by ``guard`` (protocol.md E7 lease_guard)."""
     if token is None:
@@ -172,7 +169,7 @@ def _mode_of(leases: list[Lease]) -> str | None:
     return EXCLUSIVE if any(x.mode == EXCLUSIVE for x in leases) else SHARED
 
 
-def holder_state(table: TableCore, rec: Record) -> dict[str, Any]:
+def holder_state(table: TableView, rec: Record) -> dict[str, Any]:
     """The value of ``/meta/leases/<name>/holder``: ``{resource, mode, holders, holders_total,
     waiters, floor}``; ``waiters`` counts the requests queued for exactly this name."""
     cov = table.covering_leases(rec.name)
@@ -188,7 +185,7 @@ def holder_state(table: TableCore, rec: Record) -> dict[str, Any]:
     return fit_list(value, "holders", node_budget(f"/meta/leases/{rec.name}/holder"), bound)
 
 
-def info(table: TableCore, name: str) -> dict[str, Any]:
+def info(table: TableView, name: str) -> dict[str, Any]:
     """``{resource, mode, holders, waiters, floor, max_holders, takeable}`` of ``name``."""
     cov = table.covering_leases(name)
     rec = table._records.get(name)
@@ -204,7 +201,7 @@ def info(table: TableCore, name: str) -> dict[str, Any]:
     }
 
 
-def listing(table: TableCore, prefix: str, after: str | None) -> dict[str, Any]:
+def listing(table: TableView, prefix: str, after: str | None) -> dict[str, Any]:
     """The reply to ``lease_list``, cut to one frame with ``more``."""
     names = sorted(
         name

@@ -32,8 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from roost.broker.lease_core import DEFAULT_MAX_RESOURCES, DEFAULT_MAX_WAITS, DEFAULT_TTL_MAX
-from roost.broker.lease_types import Declared
+from roost.broker.leases.core import DEFAULT_MAX_RESOURCES, DEFAULT_MAX_WAITS, DEFAULT_TTL_MAX
+from roost.broker.leases.types import Declared
 from roost.errors import RoostError
 from roost.protocol.tokens import MAX_RESOURCE, RESERVED_SEGMENTS, valid_resource
 

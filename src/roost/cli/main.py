@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 import click
 
-from roost import __version__
-from roost.cli_output import (
+from roost._version import __version__
+from roost.cli.output import (
     EXIT_CONNECT,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -106,9 +106,9 @@ class _Commands(click.Group):
 
     # Command name -> the module defining it under the same name.
     _lazy: ClassVar[dict[str, str]] = {
-        "lease": "roost.cli_lease",
-        "leases": "roost.cli_leases",
-        "serve": "roost.cli_serve",
+        "lease": "roost.cli.lease",
+        "leases": "roost.cli.leases",
+        "serve": "roost.cli.serve",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

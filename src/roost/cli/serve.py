@@ -18,8 +18,8 @@ import traceback
 
 import click
 
-from roost.cli import ByteSize
-from roost.cli_output import EXIT_OK, EXIT_REMOTE, EXIT_USAGE, error, settings_of, verbose_option
+from roost.cli.main import ByteSize
+from roost.cli.output import EXIT_OK, EXIT_REMOTE, EXIT_USAGE, error, settings_of, verbose_option
 
 __all__ = ("serve",)
 
@@ -138,7 +138,7 @@ def serve(
     """
     # Imported here: client commands never load the broker.
     from roost.broker import serve as run_broker  # noqa: PLC0415
-    from roost.broker.lease_config import LeaseConfigError, load_lease_config  # noqa: PLC0415
+    from roost.broker.leases.config import LeaseConfigError, load_lease_config  # noqa: PLC0415
 
     settings = settings_of(ctx)
     config = None

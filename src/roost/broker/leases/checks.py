@@ -10,14 +10,9 @@ Rules of this module:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from roost.broker import lease_queries as q
-from roost.broker.lease_types import EXCLUSIVE, Lease
+from roost.broker.leases import queries as q
+from roost.broker.leases.types import EXCLUSIVE, Lease, TableView
 from roost.protocol.tokens import overlaps
-
-if TYPE_CHECKING:
-    from roost.broker.lease_core import TableCore
 
 __all__ = ("check_invariants",)
 
@@ -27,7 +22,7 @@ def _check(cond: bool, message: str) -> None:
         raise AssertionError(message)
 
 
-def check_invariants(table: TableCore) -> None:
+def check_invariants(table: TableView) -> None:
     """Assert invariants 1-4, 7, 8 and 14 of docs/explanation/leases.md and index consistency."""
     now = table._clock
     active = [x for rec in table._records.values() for x in rec.active.values()]

@@ -2,7 +2,7 @@
 
 Rules of this module:
 
-- Everything here runs inside one synchronous step of :class:`~roost.broker.leases.LeaseTable`
+- Everything here runs inside one synchronous step of :class:`~roost.broker.leases.table.LeaseTable`
   (between ``_begin`` and ``_finish``); effects are appended to ``self._fx`` in causal order.
 - Deadlines (idle timeouts, ttls, wait deadlines) live in one heap with lazy invalidation: an
   entry whose subject moved on is dropped or pushed again at its real time when it surfaces.
@@ -18,8 +18,8 @@ import itertools
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Final, TypeAlias
 
-from roost.broker import lease_queries as q
-from roost.broker.lease_types import (
+from roost.broker.leases import queries as q
+from roost.broker.leases.types import (
     EXCLUSIVE,
     Audit,
     Close,
@@ -35,7 +35,7 @@ from roost.broker.lease_types import (
     RootCounter,
     Waiter,
 )
-from roost.broker.lease_views import holder_entry, lease_object, shown_entry
+from roost.broker.leases.views import holder_entry, lease_object, shown_entry
 from roost.protocol.tokens import ancestors, make_token, overlaps, valid_resource
 
 __all__ = (
@@ -70,7 +70,7 @@ def status(status: str, **fields: Any) -> Reply:
 
 
 class TableCore:
-    """State and transitions shared by every :class:`~roost.broker.leases.LeaseTable` verb."""
+    """State and transitions shared by every :class:`~roost.broker.leases.table.LeaseTable` verb."""
 
     def __init__(
         self,

@@ -1,0 +1,5 @@
+"""The package version, in a module of its own so that any layer can read it cheaply."""
+
+__version__ = "0.1.0"
+
+__all__ = ("__version__",)

@@ -1,0 +1,52 @@
+"""What the router's helper modules (``meta``, ``states``) see of the router.
+
+Rules of this module:
+
+- Protocols only: :class:`~roost.broker.router.Router` satisfies :class:`RouterView`, and the
+  helpers take a ``RouterView`` so that they sit below the router and import nothing of it.
+- Keep it to what the helpers use; a new need is a new member here, not an import of the router.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from roost.broker.hooks import ServerHooks
+from roost.broker.session import Session
+from roost.broker.tree import Node, Tree
+from roost.protocol import messages as m
+from roost.protocol.values import Value
+
+__all__ = ("MetaView", "RouterView")
+
+
+class MetaView(Protocol):
+    """The part of the ``/meta`` nodes the state handlers call."""
+
+    def refresh(self, node: Node[Session], now: float) -> None:
+        """Bring a broker-computed state up to date before it is read."""
+
+
+class RouterView(Protocol):
+    """The router as its helpers see it."""
+
+    tree: Tree[Session]
+    hooks: ServerHooks
+    sessions: dict[Session, None]
+    leases_held: Callable[[Session], int]
+
+    @property
+    def meta(self) -> MetaView:
+        """The broker's own ``/meta`` nodes."""
+        ...
+
+    def subscribe(
+        self, session: Session, rid: int, path: str, kind: str, now: float
+    ) -> Node[Session] | None:
+        """Add ``session`` to the listeners of the event or state at ``path``."""
+        ...
+
+    def publish_state(self, path: str, value: Value | m.UnknownType, now: float) -> None:
+        """Set a broker-owned state and notify its observers."""
+        ...
