@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from roost._version import __version__
 from roost.errors import (
     AlreadyClaimed,
+    ConfigError,
     ConnectFailed,
     ConnectionClosed,
     Disconnected,
@@ -64,6 +65,7 @@ __all__ = (
     "Backoff",
     "Broker",
     "Client",
+    "ConfigError",
     "ConnectFailed",
     "ConnectionClosed",
     "Disconnected",

@@ -17,7 +17,9 @@
     │       ├── InvalidResource, NotPermitted, ResourceLimit, WaitLimit
     │       └── LeaseWaitTimeout  also a TimeoutError
     ├── LeaseLost                 a held lease ended (``.reason``)
-    └── LeasesUnsupported         the broker is a plain ESHET server without the lease extension
+    ├── LeasesUnsupported         the broker is a plain ESHET server without the lease extension
+    └── ConfigError               a broker configuration file or setting cannot be used
+                                  (also a ValueError; names the file, line and key)
 
 Local misuse and remote garbage live on separate branches: a ``ProtocolError`` always means the
 peer sent something wrong, a ``LocalProtocolError`` always means this process did.
@@ -29,6 +31,7 @@ from typing import Any
 
 __all__ = (
     "AlreadyClaimed",
+    "ConfigError",
     "ConnectFailed",
     "ConnectionClosed",
     "Disconnected",
@@ -61,6 +64,25 @@ __all__ = (
 
 class RoostError(Exception):
     """Root of every exception roost raises."""
+
+
+class ConfigError(RoostError, ValueError):
+    """A broker configuration file or setting cannot be used.
+
+    ``str(err)`` is one line: ``FILE:LINE: KEY: what is wrong`` (``LINE`` left out when it is not
+    known, ``KEY`` when the whole file is at fault). ``path``, ``line``, ``key`` and ``problem``
+    hold the parts. It is also a ``ValueError``, the type of every other bad setting.
+    """
+
+    def __init__(self, path: str, key: str | None, problem: str, line: int | None = None) -> None:
+        self.path = path
+        self.key = key
+        self.problem = problem
+        self.line = line
+        where = f"{path}:{line}" if line is not None else path
+        if key:
+            where = f"{where}: {key}"
+        super().__init__(f"{where}: {problem}")
 
 
 class ProtocolError(RoostError):

@@ -158,3 +158,29 @@ async def test_serve_lease_options_override_the_file(tmp_path: Path) -> None:
                 second = await lease(b, m.LeaseAcquire, resource="r2", wait=-1)
                 assert second.value == {"status": "WAIT_LIMIT", "max_waits": 1}
         assert proc.stop() == 0
+
+
+def test_serve_bad_config_file_exits_2(roost: RunRoost, tmp_path: Path) -> None:
+    """A wrong --config file: one line naming file, line, key and problem; exit 2."""
+    path = tmp_path / "roost.toml"
+    path.write_text("[leases]\nttl_max = 0\n")
+    result = roost("serve", "--port", "0", "--config", str(path))
+    assert result.code == 2
+    assert result.err == (
+        f"roost: {path}:2: leases.ttl_max: must be a finite number of seconds > 0, not 0\n"
+    )
+
+
+@pytest.mark.anyio
+async def test_serve_config_file_leases_and_flag_override(tmp_path: Path) -> None:
+    """[leases] of --config reaches the broker; a flag beats the file's value."""
+    path = tmp_path / "roost.toml"
+    path.write_text("[leases]\nttl_max = 60\nmax_resources = 1\n")
+    with BrokerProcess(["--config", str(path), "--ttl-max", "5"]) as proc:
+        async with await connect(proc.port, timeout=5) as a:
+            with anyio.fail_after(WAIT):
+                long = await lease(a, m.LeaseAcquire, resource="r1", ttl=10)
+                assert long.status == "bad_args" and "at most 5.0" in long["reason"]
+                assert (await lease(a, m.LeaseAcquire, resource="r1", ttl=5)).status == "OK"
+                assert (await lease(a, m.LeaseAcquire, resource="r2")).status == "RESOURCE_LIMIT"
+        assert proc.stop() == 0

@@ -6,8 +6,9 @@ Rules of this module:
   ``-v`` was given: exit 2 for a bad lease configuration (the file or the lease options), exit 1
   for anything else that stops the broker from serving (the address is taken, the state
   directory or the audit file cannot be used).
-- The lease config file is read here, before the broker starts, so that its errors are told
-  apart from the others; the broker then gets the parsed settings.
+- The configuration file (``--config``) and the lease config file are read here, before the
+  broker starts, so that their errors are told apart from the others; the broker then gets the
+  parsed settings. A flag given on the command line overrides the file.
 - The broker is imported only when the command runs, so client commands never load it.
 """
 
@@ -84,6 +85,14 @@ def _finite_seconds(
     help="Append one JSON line per lease grant, return, take and revocation.",
 )
 @click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    type=click.Path(),
+    default=None,
+    help="TOML configuration file (see docs/reference/config.md); flags override it.",
+)
+@click.option(
     "--lease-config",
     metavar="FILE",
     type=click.Path(),
@@ -125,6 +134,7 @@ def serve(
     loop: str,
     state_dir: str | None,
     audit_file: str | None,
+    config_file: str | None,
     lease_config: str | None,
     ttl_max: float | None,
     max_resources: int | None,
@@ -132,24 +142,28 @@ def serve(
 ) -> int:
     """Run a broker until interrupted (Ctrl-C or SIGTERM stops it cleanly).
 
-    Exits 0 after a clean stop; 2 if the lease configuration is wrong (one line naming the
-    file, the key and the problem); 1 if it cannot start otherwise (address in use, a state
+    Exits 0 after a clean stop; 2 if the configuration is wrong (one line naming the file, the
+    line, the key and the problem); 1 if it cannot start otherwise (address in use, a state
     directory or audit file it cannot use...). -v adds the traceback.
     """
     # Imported here: client commands never load the broker.
     from roost.broker import serve as run_broker  # noqa: PLC0415
-    from roost.broker.leases.config import LeaseConfigError, load_lease_config  # noqa: PLC0415
+    from roost.broker.config import BrokerConfig, load_config  # noqa: PLC0415
+    from roost.broker.leases.config import load_lease_config  # noqa: PLC0415
+    from roost.errors import ConfigError  # noqa: PLC0415
 
     settings = settings_of(ctx)
-    config = None
-    if lease_config is not None:
-        try:
-            config = load_lease_config(lease_config)
-        except LeaseConfigError as exc:
-            if settings.verbose:
-                traceback.print_exc()
-            error(str(exc))
-            return EXIT_USAGE
+    file = BrokerConfig("", {})
+    try:
+        if config_file is not None:
+            file = load_config(config_file)
+        # --lease-config replaces the file's [leases] section as a whole.
+        config = load_lease_config(lease_config) if lease_config else file.get("leases")
+    except ConfigError as exc:
+        if settings.verbose:
+            traceback.print_exc()
+        error(str(exc))
+        return EXIT_USAGE
     try:
         run_broker(
             host=host,
@@ -171,7 +185,7 @@ def serve(
         if settings.verbose:
             traceback.print_exc()
         error(f"cannot serve on {host}:{port}: {_reason(exc)}")
-        return EXIT_USAGE if isinstance(exc, LeaseConfigError) else EXIT_REMOTE
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_REMOTE
     return EXIT_OK
 
 

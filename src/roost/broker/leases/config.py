@@ -34,7 +34,7 @@ from typing import Any, Final
 
 from roost.broker.leases.core import DEFAULT_MAX_RESOURCES, DEFAULT_MAX_WAITS, DEFAULT_TTL_MAX
 from roost.broker.leases.types import Declared
-from roost.errors import RoostError
+from roost.errors import ConfigError
 from roost.protocol.tokens import MAX_RESOURCE, RESERVED_SEGMENTS, valid_resource
 
 __all__ = ("LeaseConfig", "LeaseConfigError", "load_lease_config", "parse_lease_config")
@@ -43,20 +43,12 @@ _TOP_KEYS: Final = ("ttl_max", "max_resources", "max_waits", "resource")
 _RESOURCE_KEYS: Final = ("name", "max_holders", "takeable")
 
 
-class LeaseConfigError(RoostError, ValueError):
-    """A lease configuration file cannot be used.
+class LeaseConfigError(ConfigError):
+    """A lease configuration file or its ``[leases]`` section cannot be used.
 
     ``str(err)`` is one line: ``FILE: KEY: what is wrong`` (``KEY`` left out when the whole
-    file is at fault). ``path``, ``key`` and ``problem`` hold the parts. It is also a
-    ``ValueError``, the type of every other bad broker setting.
+    file is at fault). ``path``, ``key`` and ``problem`` hold the parts.
     """
-
-    def __init__(self, path: str, key: str | None, problem: str) -> None:
-        self.path = path
-        self.key = key
-        self.problem = problem
-        where = f"{path}: {key}" if key else path
-        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True, slots=True)
