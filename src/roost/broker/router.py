@@ -31,6 +31,7 @@ from typing import Any
 from roost.broker import frames, meta, states
 from roost.broker.hooks import ServerHooks
 from roost.broker.session import Session
+from roost.broker.stats import Stats
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node, Tree
 from roost.protocol import messages as m
 from roost.protocol.tokens import valid_resource
@@ -66,6 +67,8 @@ class Router:
         self.hooks = hooks
         self.max_outbound = max_outbound
         self.tree: Tree[Session] = Tree()
+        #: Running figures (counted where the work already happens; see roost.broker.stats).
+        self.stats = Stats()
         #: Every open session, in connection order.
         self.sessions: dict[Session, None] = {}
         #: Sessions with queued output since the last flush.
@@ -135,6 +138,7 @@ class Router:
             on_overflow=self._overflow,
         )
         self.sessions[session] = None
+        self.stats.opened += 1
         return session
 
     def handle(self, session: Session, msg: m.Message | m.BadValue, now: float) -> None:
@@ -163,6 +167,7 @@ class Router:
         session.closed = True
         session.accepting = False
         session.close_reason = reason
+        self.stats.count_close(reason)
         session.outbox.clear()
         session.out_size = 0
         self.sessions.pop(session, None)
@@ -520,6 +525,7 @@ class Router:
         session.push(frames.ok_nil(rid))
         listeners = node.listeners
         if listeners:
+            self.stats.event_deliveries += len(listeners)
             data = frames.notify(node.note_head, raw)
             for listener in listeners:
                 listener.push(data)

@@ -31,6 +31,7 @@ from typing import Any, Final, cast
 import anyio
 import anyio.abc
 
+from roost.broker.gateway import Gateway
 from roost.broker.leases import install_leases
 from roost.broker.router import Router
 from roost.broker.session import Session
@@ -165,6 +166,7 @@ class _Hooks:
         """Write every dirty session's outbox in one write; close those over their bound."""
         self._flush_scheduled = False
         router = self.broker.router
+        stats = router.stats
         dirty = router.dirty
         while dirty:
             batch = dirty[:]
@@ -177,7 +179,10 @@ class _Hooks:
                     session.out_size = 0
                     continue
                 writer = session.writer
-                writer.write(session.take_output())
+                stats.frames_out += len(session.outbox)
+                data = session.take_output()
+                stats.bytes_out += len(data)
+                writer.write(data)
                 backlog = writer.get_write_buffer_size()
                 session.backlog = backlog
                 if backlog > session.max_outbound:
@@ -278,11 +283,17 @@ class _ConnectionProtocol(asyncio.Protocol):
         raw_handlers = router.raw_handlers
         handle = router.handle
         reply_raw = router.reply_raw
+        stats = router.stats
+        stats.bytes_in += len(data)
+        received = stats.received
         try:
-            for payload in conn.receive_frames(data):
+            payloads = conn.receive_frames(data)
+            session.received += len(payloads)
+            for payload in payloads:
                 # The busiest requests and owners' replies skip the message objects; a bad one
                 # takes the full path, which reports its error.
                 code = payload[0]
+                received[code] += 1
                 handler = raw_handlers.get(code) if conn.hello_done else None
                 if handler is not None and (parts := split_request(payload)) is not None:
                     rid, path, raw = parts
@@ -331,6 +342,9 @@ class Broker:
         port: TCP port; 0 picks a free one.
         max_outbound: bound in bytes on each connection's unsent output; a connection over it is
             closed as ``slow_consumer`` (protocol.md §14).
+        http_port: the port of the HTTP and websocket gateway (dashboard, eshetsrv's HTTP and
+            ``/ws`` API, ``/metrics``) on the same host; 0 picks a free one; ``None`` (the
+            default of an embedded broker) runs no gateway. ``roost serve`` uses 11237.
         **options: lease settings: ``state_dir``, ``audit_file``, ``lease_config`` (a TOML
             file or a ``LeaseConfig``), ``resources``, ``ttl_max``, ``max_resources`` and
             ``max_waits`` (these four override the file); checked at :meth:`start`.
@@ -345,6 +359,7 @@ class Broker:
         port: int = DEFAULT_PORT,
         *,
         max_outbound: int = DEFAULT_MAX_OUTBOUND,
+        http_port: int | None = None,
         **options: Any,
     ) -> None:
         unknown = set(options) - _LEASE_OPTIONS
@@ -356,6 +371,9 @@ class Broker:
         self._port = port
         self.max_outbound = max_outbound
         self.options = options
+        self.http_port = http_port
+        #: The HTTP and websocket gateway while it runs (``http_port`` given).
+        self.gateway: Gateway | None = None
         self._server: asyncio.Server | None = None
         self._hooks: _Hooks | None = None
         self._router: Router | None = None
@@ -406,6 +424,27 @@ class Broker:
             self.port,
             extra={"host": self.host, "port": self.port},
         )
+        if self.http_port is not None:
+            gateway = Gateway(self, self.host, self.http_port)
+            try:
+                await gateway.start()
+            except BaseException:
+                await self.close()
+                raise
+            self.gateway = gateway
+
+    def attach(self, transport: Any) -> _ConnectionProtocol:
+        """Open a connection on ``transport``, an object with the methods of an asyncio
+        transport that the broker uses (``write``, ``get_write_buffer_size``, ``is_closing``,
+        ``close``, ``abort``, ``get_extra_info``, ``set_write_buffer_limits``): the gateway's
+        websocket clients are ordinary connections this way. Feed the returned protocol's
+        ``data_received`` and call its ``connection_lost`` when the peer goes.
+        """
+        if self._hooks is None:
+            raise RuntimeError("the broker is not started")
+        protocol = _ConnectionProtocol(self, self._hooks.loop.time)
+        protocol.connection_made(transport)
+        return protocol
 
     async def close(self) -> None:
         """Stop listening and close every connection; idempotent."""
@@ -418,6 +457,9 @@ class Broker:
             self._router.prepare_stop(self._hooks.loop.time())
             self._hooks.flush()
             self._router.close_all("shutdown", self._hooks.loop.time())
+        gateway, self.gateway = self.gateway, None
+        if gateway is not None:
+            await gateway.close()
         await server.wait_closed()
 
     async def serve_forever(

@@ -66,6 +66,7 @@ class Session:
         "owned",
         "peer",
         "pending",
+        "received",
         "since",
         "timer",
         "writer",
@@ -109,6 +110,8 @@ class Session:
         self.listening: dict[Node[Session], None] = _NONE
         #: Requests forwarded to this connection as owner, by broker-chosen id.
         self.pending: dict[int, Pending] = _NONE
+        #: Messages received on this connection (counted by the server once per chunk).
+        self.received = 0
         #: Opaque slots for the server: its transport and its idle timer state.
         self.writer: Any = None
         self.timer: Any = None

@@ -70,6 +70,7 @@ def changed(router: RouterView, session: Session, msg: m.StateChanged, now: floa
         session.push(frames.err(msg.id, "value_too_large"))
         return
     session.push(frames.ok_nil(msg.id))
+    router.stats.state_deliveries += len(node.listeners)
     set_state(node, raw, now)
 
 
@@ -80,6 +81,7 @@ def unknown(router: RouterView, session: Session, msg: m.StateUnknown, now: floa
     if node is None:
         return
     session.push(frames.ok_nil(msg.id))
+    router.stats.state_deliveries += len(node.listeners)
     set_state(node, None, now)
 
 

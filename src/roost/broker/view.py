@@ -14,6 +14,7 @@ from typing import Protocol
 
 from roost.broker.hooks import ServerHooks
 from roost.broker.session import Session
+from roost.broker.stats import Stats
 from roost.broker.tree import Node, Tree
 from roost.protocol import messages as m
 from roost.protocol.values import Value
@@ -35,6 +36,7 @@ class RouterView(Protocol):
     hooks: ServerHooks
     sessions: dict[Session, None]
     leases_held: Callable[[Session], int]
+    stats: Stats
 
     @property
     def meta(self) -> MetaView:

@@ -1,0 +1,162 @@
+"""The gateway: one aiohttp server beside the native listener, on the broker's event loop.
+
+Rules of this module:
+
+- Routes: ``/`` and ``/static/`` (the dashboard), ``/ws`` (JSON forms), ``/call/``, ``/get/``,
+  ``/set/`` (eshetsrv's HTTP API), ``/metrics`` (Prometheus) and ``/api/stats`` (the same
+  figures as JSON, for the dashboard and ``roost top``).
+- aiohttp runs on the loop the broker runs on (asyncio's or uvloop), so websocket clients and
+  HTTP requests reach the synchronous router directly: no thread, no queue between them.
+- ``authenticate`` is the hook for access control: an async callable that sees every request
+  before its handler and refuses it by raising an ``aiohttp.web.HTTPException`` (401, 403).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+from roost.broker.gateway.http import DEFAULT_TIMEOUT, HttpApi, InternalClient
+from roost.broker.gateway.link import Host
+from roost.broker.gateway.metrics import LeaseCounts, LoopLag, Metrics
+from roost.broker.gateway.ws import handle_ws
+
+__all__ = ("DEFAULT_HTTP_PORT", "STATIC", "Authenticate", "Gateway")
+
+#: eshetsrv's HTTP port; ``roost serve`` listens there unless told otherwise.
+DEFAULT_HTTP_PORT: Final = 11237
+#: The dashboard's files, shipped in the package.
+STATIC: Final = Path(__file__).parent / "static"
+
+#: Called with every request before its handler; raises an HTTPException to refuse it.
+Authenticate = Callable[[web.Request], Awaitable[None]]
+
+log = logging.getLogger("roost.broker.gateway")
+
+
+class Gateway:
+    """HTTP, websockets, the dashboard and the metrics of one broker.
+
+    Args:
+        host: the broker (started: its router exists).
+        address: the address to bind.
+        port: the TCP port; 0 picks a free one.
+        timeout: seconds an HTTP call, get or set waits for its answer.
+        authenticate: the access-control hook (see the module rules), or ``None``.
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        address: str,
+        port: int,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        authenticate: Authenticate | None = None,
+    ) -> None:
+        self.host = host
+        self.address = address
+        self._port = port
+        self.authenticate = authenticate
+        self.leases = LeaseCounts()
+        self.lag = LoopLag()
+        self.metrics = Metrics(host.router, self.leases, self.lag, time.time())
+        self.client = InternalClient(host, self._lease_event, ("/meta/lease_events",))
+        self.api = HttpApi(self.client, timeout)
+        self._runner: web.AppRunner | None = None
+        self._bound = port
+
+    @property
+    def port(self) -> int:
+        """The bound port (the requested one before start)."""
+        return self._bound
+
+    def _lease_event(self, path: str, value: object) -> None:
+        self.leases.seen(value)
+
+    def application(self) -> web.Application:
+        """The aiohttp application with every route."""
+
+        @web.middleware
+        async def gate(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            if self.authenticate is not None:
+                await self.authenticate(request)
+            return await handler(request)
+
+        app = web.Application(middlewares=[gate])
+        app.add_routes(
+            [
+                web.get("/", self._index),
+                web.get("/ws", self._ws),
+                web.get("/metrics", self._metrics),
+                web.get("/api/stats", self._stats),
+                web.static("/static", STATIC),
+                *self.api.routes(),
+            ]
+        )
+        return app
+
+    async def start(self) -> None:
+        """Open the gateway's session and start listening.
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        self.client.start()
+        self.lag.start()
+        runner = web.AppRunner(
+            self.application(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.address, self._port, reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            self.lag.stop()
+            self.client.close()
+            raise
+        self._runner = runner
+        server = site._server  # aiohttp exposes the bound port only through its server
+        sockets = getattr(server, "sockets", None) or ()
+        if sockets:
+            self._bound = int(sockets[0].getsockname()[1])
+        log.info(
+            "http and websockets on %s:%d",
+            self.address,
+            self._bound,
+            extra={"host": self.address, "http_port": self._bound},
+        )
+
+    async def close(self) -> None:
+        """Stop listening; idempotent. Websocket sessions end with the broker's connections."""
+        runner, self._runner = self._runner, None
+        self.lag.stop()
+        self.client.close()
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        return await handle_ws(request, self.host)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.metrics.render(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text=json.dumps(self.metrics.snapshot()), content_type="application/json"
+        )

@@ -1,0 +1,150 @@
+"""``/ws``: eshetsrv's websocket protocol, each client an ordinary router session.
+
+Rules of this module:
+
+- One websocket is one :class:`~roost.broker.gateway.link.Link`: its JSON forms become native
+  messages for the router, and what the router queues for it comes back as JSON forms
+  (:mod:`roost.broker.gateway.forms`). Everything the client registers, observes or holds ends
+  with the websocket, exactly as for a TCP connection.
+- Two tasks per websocket (aiohttp's reader, one writer draining a queue), none per message.
+- The broker's bound on unsent output applies: text the writer has not sent yet counts.
+- Close codes: a message that is not a JSON form, or a protocol error -> 4000 with the reason;
+  the idle timeout of the hello -> 4000 ``timeout``; a takeover by ``hello_id`` -> 4000
+  ``takeover``; ``slow_consumer`` -> 1008; a broker stop -> 1001; an internal error -> 1011.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from typing import Any, Final
+
+from aiohttp import WSMsgType, web
+
+from roost.broker.gateway.forms import FormError, to_form, to_message
+from roost.broker.gateway.link import Host, Link
+from roost.protocol import messages as m
+
+__all__ = ("MAX_MESSAGE", "WsClient", "close_code", "handle_ws")
+
+#: Largest websocket message accepted, in bytes (a frame's value is at most 64 KiB as msgpack).
+MAX_MESSAGE: Final = 1024 * 1024
+
+log = logging.getLogger("roost.broker.gateway")
+
+
+def close_code(reason: str) -> tuple[int, str]:
+    """The websocket close code and text for a session's close reason."""
+    kind = reason.split(":", 1)[0]
+    if kind in ("protocol_error", "timeout", "takeover"):
+        code = 4000
+    else:
+        code = {"slow_consumer": 1008, "shutdown": 1001, "internal_error": 1011}.get(kind, 1000)
+    # A close frame's reason has at most 123 bytes.
+    return code, reason.encode("utf-8")[:123].decode("utf-8", "ignore")
+
+
+class WsClient:
+    """One websocket client of the router.
+
+    Args:
+        host: the broker.
+        ws: the prepared websocket.
+        peer: the remote address.
+    """
+
+    def __init__(self, host: Host, ws: web.WebSocketResponse, peer: Any) -> None:
+        self.host = host
+        self.ws = ws
+        self.queue: deque[str] = deque()
+        self.wakeup = asyncio.Event()
+        #: Set once the broker closed the session: the close code and text to send.
+        self.closing: tuple[int, str] | None = None
+        self.link = Link(host, self._deliver, self._closed, peer)
+
+    def _deliver(self, msg: m.Message) -> None:
+        form = to_form(msg)
+        if form is None:
+            return
+        text = json.dumps(form, separators=(",", ":"), ensure_ascii=False)
+        self.queue.append(text)
+        self.link.backlog += len(text)
+        self.wakeup.set()
+
+    def _closed(self, reason: str, graceful: bool) -> None:
+        self.closing = close_code(reason)
+        if not graceful:
+            self.queue.clear()
+            self.link.backlog = 0
+        self.wakeup.set()
+
+    def receive(self, text: str) -> None:
+        """Handle one text message from the client.
+
+        Raises:
+            FormError: it is not JSON, or not one of the JSON forms.
+        """
+        try:
+            form = json.loads(text)
+        except ValueError:
+            raise FormError("invalid JSON") from None
+        self.link.send(to_message(form))
+
+    def fail(self, reason: str) -> None:
+        """Close the session for a protocol error (logged; the websocket gets 4000)."""
+        session = self.link.session
+        if session is not None and not session.closed:
+            loop = asyncio.get_running_loop()
+            self.host.router.disconnect(session, f"protocol_error: {reason}", loop.time())
+
+    async def write_loop(self) -> None:
+        """Send queued forms in order; close the websocket once the broker closed the session."""
+        ws = self.ws
+        queue = self.queue
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while queue:
+                text = queue.popleft()
+                self.link.backlog -= len(text)
+                try:
+                    await ws.send_str(text)
+                except (ConnectionError, RuntimeError):
+                    queue.clear()
+                    self.link.backlog = 0
+                    break
+            if self.closing is not None:
+                code, message = self.closing
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.close(code=code, message=message.encode("utf-8"))
+                return
+
+
+async def handle_ws(request: web.Request, host: Host) -> web.WebSocketResponse:
+    """Serve one websocket until either side closes it."""
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE)
+    await ws.prepare(request)
+    peer = request.transport.get_extra_info("peername") if request.transport else "websocket"
+    client = WsClient(host, ws, peer)
+    writer = asyncio.create_task(client.write_loop())
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                try:
+                    client.receive(msg.data)
+                except FormError as exc:
+                    client.fail(str(exc))
+            elif msg.type is WSMsgType.BINARY:
+                client.fail("binary messages are not JSON forms")
+            if client.closing is not None:
+                break
+    finally:
+        client.link.lost()
+        if client.closing is None:
+            writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await writer
+    return ws

@@ -1,0 +1,317 @@
+"""``/ws``: eshetsrv's websocket forms over a real websocket, against native clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from roost.protocol import messages as m
+from tests.broker.gateway.conftest import WebBroker, Ws
+from tests.wire import Wire, connect, err, ok, v
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_hello_and_call_a_native_action(web_broker: WebBroker, ws_connect: Any) -> None:
+    """Case 111: hello gives hello_id; a call reaches the native owner and its reply comes back."""
+    ws: Ws = await ws_connect()
+    client_id = await ws.hello()
+    assert isinstance(client_id, str) and client_id
+    async with await connect(web_broker.port) as owner:
+        await owner.register("action", "/action")
+        await ws.send("action_call", 0, "/action", [])
+        call = await owner.recv_as(m.ActionCall)
+        assert (call.path, call.args.obj) == ("/action", [])
+        await owner.send(m.ReplyOk(call.id, v("action_result")))
+        assert await ws.recv() == ["reply", 0, ["ok", "action_result"]]
+
+
+async def test_native_client_calls_a_websocket_action(
+    web_broker: WebBroker, ws_connect: Any
+) -> None:
+    """A websocket client owns an action; a native call reaches it as a form and the reply,
+    ok or error, goes back to the native caller unchanged."""
+    ws: Ws = await ws_connect()
+    await ws.hello()
+    assert await ws.request("action_register", 1, "/web/act") == ["reply", 1, ["ok", None]]
+    async with await connect(web_broker.port) as caller:
+        await caller.send(m.ActionCall(7, "/web/act", v([1, "two"])))
+        verb, rid, path, args = await ws.recv()
+        assert (verb, path, args) == ("action_call", "/web/act", [1, "two"])
+        await ws.send("reply", rid, ["ok", {"sum": 3}])
+        assert await caller.recv() == ok(7, {"sum": 3})
+        await caller.send(m.ActionCall(8, "/web/act", v([])))
+        _, rid, _, _ = await ws.recv()
+        await ws.send("reply", rid, ["error", "busy"])
+        assert await caller.recv() == err(8, "busy")
+
+
+async def test_observe_and_state_changes(web_broker: WebBroker, ws_connect: Any) -> None:
+    """Case 112: observe replies unknown; the owner's changes arrive as state_changed forms."""
+    ws: Ws = await ws_connect()
+    await ws.hello()
+    async with await connect(web_broker.port) as owner:
+        await owner.register("state", "/server_state")
+        assert await ws.request("state_observe", 1, "/server_state") == [
+            "reply_state",
+            1,
+            ["ok", "unknown"],
+        ]
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/server_state", v("foo")))
+        assert await ws.recv() == ["state_changed", "/server_state", ["known", "foo"]]
+        await owner.call_ok(m.StateUnknown(owner.next_id(), "/server_state"))
+        assert await ws.recv() == ["state_changed", "/server_state", "unknown"]
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/server_state", v(5)))
+        assert await ws.recv() == ["state_changed", "/server_state", ["known", 5]]
+        assert await ws.request("state_observe", 2, "/server_state") == [
+            "reply_state",
+            2,
+            ["ok", ["known", 5]],
+        ]
+
+
+async def test_observe_t_gives_float_seconds(web_broker: WebBroker, ws_connect: Any) -> None:
+    """Case 113: state_observe_t adds the age of the value in float seconds."""
+    ws: Ws = await ws_connect()
+    await ws.hello()
+    async with await connect(web_broker.port) as owner:
+        await owner.register("state", "/server_state")
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/server_state", v("foo")))
+        verb, rid, (result, known, age) = await ws.request("state_observe_t", 1, "/server_state")
+        assert (verb, rid, result, known) == ("reply_state", 1, "ok", ["known", "foo"])
+        assert isinstance(age, float) and 0.0 <= age < 5.0
+    assert await ws.recv() == ["state_changed", "/server_state", "unknown"]  # the owner left
+    reply = await ws.request("state_observe_t", 2, "/fresh")
+    assert reply == ["reply_state", 2, ["ok", "unknown", 0.0]]
+
+
+async def test_websocket_owns_a_settable_state(web_broker: WebBroker, ws_connect: Any) -> None:
+    """A websocket owner gets a native set as a state_set form and answers it (eshetsrv's gap
+    filled); observers see its state_changed."""
+    ws: Ws = await ws_connect()
+    await ws.hello()
+    assert await ws.request("state_register", 1, "/web/lamp") == ["reply", 1, ["ok", None]]
+    async with await connect(web_broker.port) as native:
+        assert await native.request(m.StateObserve(1, "/web/lamp")) == m.ReplyStateUnknown(1)
+        await native.send(m.Set(2, "/web/lamp", v("on")))
+        verb, rid, path, value = await ws.recv()
+        assert (verb, path, value) == ("state_set", "/web/lamp", "on")
+        assert await ws.request("state_changed", 2, "/web/lamp", value) == [
+            "reply",
+            2,
+            ["ok", None],
+        ]
+        await ws.send("reply", rid, ["ok", None])
+        assert await native.recv() == m.StateNotify("/web/lamp", v("on"))
+        assert await native.recv() == ok(2)
+
+
+async def test_websocket_owns_a_prop(web_broker: WebBroker, ws_connect: Any) -> None:
+    """Prop get and set from a native client reach a websocket owner as prop_get/prop_set."""
+    ws: Ws = await ws_connect()
+    await ws.hello()
+    assert await ws.request("prop_register", 1, "/web/p") == ["reply", 1, ["ok", None]]
+    async with await connect(web_broker.port) as native:
+        await native.send(m.Get(1, "/web/p"))
+        verb, rid, path = await ws.recv()
+        assert (verb, path) == ("prop_get", "/web/p")
+        await ws.send("reply", rid, ["ok", 42])
+        assert await native.recv() == ok(1, 42)
+        await native.send(m.Set(2, "/web/p", v(7)))
+        verb, rid, path, value = await ws.recv()
+        assert (verb, path, value) == ("prop_set", "/web/p", 7)
+        await ws.send("reply", rid, ["ok", None])
+        assert await native.recv() == ok(2)
+
+
+async def test_events_both_ways(web_broker: WebBroker, ws_connect: Any) -> None:
+    """A websocket listener hears native emits; a websocket emitter reaches native listeners."""
+    ws: Ws = await ws_connect()
+    await ws.hello()
+    async with await connect(web_broker.port) as native:
+        await native.register("event", "/n/ev")
+        assert await ws.request("event_listen", 1, "/n/ev") == ["reply", 1, ["ok", None]]
+        await native.call_ok(m.EventEmit(native.next_id(), "/n/ev", v({"a": [1, 2]})))
+        assert await ws.recv() == ["event_notify", "/n/ev", {"a": [1, 2]}]
+        assert await ws.request("event_register", 2, "/w/ev") == ["reply", 2, ["ok", None]]
+        await native.call_ok(m.EventListen(native.next_id(), "/w/ev"))
+        assert await ws.request("event_emit", 3, "/w/ev", 1.5) == ["reply", 3, ["ok", None]]
+        assert await native.recv() == m.EventNotify("/w/ev", v(1.5))
+
+
+async def test_get_set_ping_and_errors(web_broker: WebBroker, ws_connect: Any) -> None:
+    """get/set of a native state, ping, and the broker's error replies as ["error", name]."""
+    ws: Ws = await ws_connect()
+    assert await ws.request("get", 1, "/x") == ["reply", 1, ["error", "unregistered"]]
+    assert await ws.request("ping", 2) == ["reply", 2, ["ok", None]]
+    await ws.hello()
+    async with await connect(web_broker.port) as owner:
+        await owner.register("state", "/s")
+        assert await ws.request("get", 3, "/s") == ["reply", 3, ["error", "state_unknown"]]
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/s", v([True, None, "x"])))
+        assert await ws.request("get", 4, "/s") == ["reply", 4, ["ok", [True, None, "x"]]]
+        await ws.send("set", 5, "/s", 9)
+        req = await owner.recv_as(m.StateSet)
+        assert req.value.obj == 9
+        await owner.send(m.ReplyError(req.id, v("not_implemented")))
+        assert await ws.recv() == ["reply", 5, ["error", "not_implemented"]]
+    assert await ws.request("get", 6, "/nope") == ["reply", 6, ["error", "path_not_found"]]
+    assert await ws.request("get", 7, "bad") == ["reply", 7, ["error", "invalid_path"]]
+    assert await ws.request("action_call", 8, "/a\u0100", []) == [
+        "reply",
+        8,
+        ["error", "invalid_path"],
+    ]
+    big = "x" * 70_000
+    assert await ws.request("set", 9, "/s", big) == ["reply", 9, ["error", "value_too_large"]]
+    assert await ws.request("set", 10, "/s", 2**70) == ["reply", 10, ["error", "invalid_value"]]
+
+
+async def test_values_json_cannot_hold(web_broker: WebBroker, ws_connect: Any) -> None:
+    """bin, large integers and non-str keys from a native owner arrive in their JSON forms."""
+    ws: Ws = await ws_connect()
+    await ws.hello()
+    async with await connect(web_broker.port) as owner:
+        await owner.register("state", "/v")
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/v", v([b"\x00\xff", 2**60, {1: 2}])))
+        reply = await ws.request("get", 1, "/v")
+        assert reply == ["reply", 1, ["ok", [{"$bin": "AP8="}, str(2**60), {"1": 2}]]]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("not json", "invalid JSON"),
+        ('{"a": 1}', "JSON array"),
+        ('["fly", 1]', "unknown verb"),
+        ('["get", 1]', "expected 2 fields"),
+        ('["get", -1, "/x"]', "the id"),
+        ('["get", 1, 5]', "path"),
+        ('["reply", 1, ["maybe", 1]]', "reply"),
+    ],
+)
+async def test_bad_forms_close_with_4000(
+    web_broker: WebBroker, ws_connect: Any, text: str, why: str
+) -> None:
+    """A message that is not a JSON form closes the websocket with 4000 and the reason."""
+    ws: Ws = await ws_connect()
+    await ws.ws.send_str(text)
+    code, reason = await ws.closed()
+    assert code == 4000
+    assert why in reason
+
+
+async def test_binary_message_and_stray_reply_close(web_broker: WebBroker, ws_connect: Any) -> None:
+    """A binary message, or a reply to an id nobody waits for, closes with 4000."""
+    ws: Ws = await ws_connect()
+    await ws.ws.send_bytes(b"\x47\x00\x03\x09\x00\x01")
+    code, reason = await ws.closed()
+    assert (code, "binary" in reason) == (4000, True)
+    ws2: Ws = await ws_connect()
+    await ws2.hello()
+    await ws2.send("reply", 3, ["ok", None])
+    code, reason = await ws2.closed()
+    assert code == 4000 and "nobody waits" in reason
+
+
+async def test_idle_timeout_closes_with_4000_timeout(
+    web_broker: WebBroker, ws_connect: Any
+) -> None:
+    """The hello's timeout applies: silence for 1 s closes with 4000 "timeout"."""
+    ws: Ws = await ws_connect()
+    await ws.hello(timeout=1)
+    assert await ws.closed(timeout=5) == (4000, "timeout")
+
+
+async def test_cleanup_on_close(web_broker: WebBroker, ws_connect: Any) -> None:
+    """Closing the websocket ends its calls in flight (client_exited), removes its action and
+    makes its observers see its state unknown."""
+    ws: Ws = await ws_connect()
+    await ws.hello()
+    await ws.request("action_register", 1, "/gone/act")
+    await ws.request("state_register", 2, "/gone/st")
+    await ws.request("state_changed", 3, "/gone/st", 1)
+    async with await connect(web_broker.port) as native:
+        assert await native.request(m.StateObserve(1, "/gone/st")) == m.ReplyStateKnown(1, v(1))
+        await native.send(m.ActionCall(2, "/gone/act", v([])))
+        assert (await ws.recv())[0] == "action_call"
+        await ws.ws.close()
+        replies = {await native.recv(), await native.recv()}
+        assert replies == {err(2, "client_exited"), m.StateNotifyUnknown("/gone/st")}
+        assert await native.request(m.ActionCall(3, "/gone/act", v([]))) == err(3, "path_not_found")
+        await native.register("action", "/gone/act")
+
+
+async def test_takeover_closes_the_websocket(web_broker: WebBroker, ws_connect: Any) -> None:
+    """hello_id from a native client with the websocket's id takes it over (4000 takeover)."""
+    ws: Ws = await ws_connect()
+    assert await ws.request("hello_id", 1, 30, "panel") == ["hello"]
+    async with await connect(web_broker.port, client_id="panel"):
+        assert await ws.closed() == (4000, "takeover")
+
+
+async def test_leases_over_websocket(web_broker: WebBroker, ws_connect: Any) -> None:
+    """Lease verbs as JSON forms: grant, queue, return (pushes lease_revoked), the waiter's
+    lease_granted; a large epoch survives the round trip as a string."""
+    a: Ws = await ws_connect()
+    b: Ws = await ws_connect()
+    await a.hello()
+    await b.hello()
+    verb, rid, (result, body) = await a.request("lease_acquire", 1, {"resource": "lab/arm"})
+    assert (verb, rid, result, body["status"]) == ("reply", 1, "ok", "OK")
+    token = body["lease"]["token"]
+    assert isinstance(token["epoch"], str) and int(token["epoch"]) > 2**53
+    queued = await b.request("lease_acquire", 1, {"resource": "lab/arm", "wait": 5})
+    assert queued[2][0] == "ok" and queued[2][1]["status"] == "QUEUED"
+    request = queued[2][1]["request"]
+    await a.send("lease_return", 2, {"token": token})
+    revoked = await a.recv()
+    assert revoked[0] == "lease_revoked" and revoked[1]["reason"] == "returned"
+    assert await a.recv() == ["reply", 2, ["ok", {"status": "OK"}]]
+    granted = await b.recv()
+    assert granted[0] == "lease_granted" and granted[1]["request"] == request
+    async with await connect(web_broker.port) as native:
+        info = await native.request(m.LeaseInfo(1, v({"resource": "lab/arm"})))
+        assert [h["lease_id"] for h in info.value.obj["info"]["holders"]] == [
+            granted[1]["lease"]["lease_id"]
+        ]
+
+
+async def test_lease_guarded_action_owned_by_websocket(
+    web_broker: WebBroker, ws_connect: Any
+) -> None:
+    """A websocket owner guards its action; a native holder's call arrives as guarded_call."""
+    owner: Ws = await ws_connect()
+    await owner.hello()
+    await owner.request("action_register", 1, "/dev/arm")
+    reply = await owner.request("lease_guard", 2, {"path": "/dev/arm", "resource": "lab/arm"})
+    assert reply == ["reply", 2, ["ok", {"status": "OK"}]]
+    async with await connect(web_broker.port, timeout=5) as holder:
+        assert (await holder.request(m.ActionCall(1, "/dev/arm", v([])))) == err(1, "NO_LEASE")
+        grant = await holder.request(m.LeaseAcquire(2, v({"resource": "lab/arm"})))
+        assert grant.value.obj["status"] == "OK"
+        await holder.send(m.ActionCall(3, "/dev/arm", v([1])))
+        verb, rid, body = await owner.recv()
+        assert verb == "guarded_call" and body["args"] == [1] and body["path"] == "/dev/arm"
+        await owner.send("reply", rid, ["ok", "moved"])
+        assert await holder.recv() == ok(3, "moved")
+
+
+async def test_websocket_client_is_listed(web_broker: WebBroker, ws_connect: Any) -> None:
+    """A websocket client is an ordinary client: /meta/clients lists it with its registrations."""
+    ws: Ws = await ws_connect()
+    client_id = await ws.hello()
+    await ws.request("action_register", 1, "/listed")
+    async with await connect(web_broker.port) as native:
+        value = (await native.request(m.Get(1, "/meta/clients"))).value.obj
+    mine = [c for c in value["clients"] if c["client"] == client_id]
+    assert len(mine) == 1 and mine[0]["registrations"] == 1
+    assert mine[0]["peer"].startswith("127.0.0.1:")
+
+
+async def test_native_wire_unaffected(web_broker: WebBroker) -> None:
+    """The native listener works as before beside the gateway."""
+    async with await Wire.connect(web_broker.port) as wire:
+        await wire.hello()
+        assert await wire.request(m.Ping(1)) == ok(1)
