@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 11236
 
-.PHONY: run test lint bench format clean
+.PHONY: run test test-browser lint bench format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The dashboard in a real headless Chromium (Debian: apt-get install chromium chromium-driver);
+# the screenshot lands in build/test-artifacts/.
+test-browser: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m browser tests/broker/gateway/test_browser.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks

@@ -11,6 +11,7 @@ const live = {
   holders: new Map(),      // resource -> holder state value
   listened: new Set(),     // event paths the user picked
   walkTimer: null,
+  statsTimer: null,
   lastStats: null,
 };
 
@@ -219,6 +220,7 @@ function eventSeen(path, value) {
     const who = value.holder ? (value.holder.name || text(value.holder.client)) : "";
     log($("#lease-events"), [`${value.event} ${value.resource} ${who} ${value.reason || value.status || ""}`]);
     scheduleWalk();
+    scheduleStats();
     return;
   }
   log($("#events"), [path + " ", el("code", {}, text(value))]);
@@ -250,6 +252,7 @@ function clientsValue(value) {
       el("td", {}, String(c.registrations)), el("td", {}, String(c.leases))));
   }
   scheduleWalk();
+  scheduleStats();
 }
 
 // -- broker figures -------------------------------------------------------------------------
@@ -257,6 +260,12 @@ function clientsValue(value) {
 function duration(s) {
   const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60;
   return (d ? d + "d " : "") + (d || h ? h + "h " : "") + m + "m " + Math.floor(s % 60) + "s";
+}
+
+// Figures refresh every 2 s, and soon after anything the page hears of changes them.
+function scheduleStats() {
+  if (live.statsTimer) return;
+  live.statsTimer = setTimeout(() => { live.statsTimer = null; stats(); }, 300);
 }
 
 async function stats() {

@@ -1,0 +1,103 @@
+"""The dashboard in a real headless Chromium (Debian's ``chromium`` and ``chromium-driver``).
+
+Run by ``make test-browser`` (not part of the default run: it needs a browser). The screenshot
+goes to ``build/test-artifacts/dashboard.png``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from roost import SyncClient
+from tests.broker.gateway.conftest import WebBroker
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parents[3] / "build" / "test-artifacts"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1200,900",
+)
+
+
+def _find(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} is not installed (apt-get install chromium chromium-driver)")
+    return path
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    """A headless Chromium with a fresh profile, driven by chromedriver."""
+    profile = tempfile.mkdtemp(prefix="roost-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = _find("chromium")
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(options=options, service=Service(_find("chromedriver")))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _wait(driver: webdriver.Chrome, timeout: float, check: Callable[[Any], Any]) -> Any:
+    return WebDriverWait(driver, timeout, poll_frequency=0.02).until(check)
+
+
+def _cell(driver: webdriver.Chrome, css: str) -> str | None:
+    found = driver.find_elements(By.CSS_SELECTOR, css)
+    return found[0].text if found else None
+
+
+def test_dashboard_follows_the_broker(web_broker: WebBroker, browser: webdriver.Chrome) -> None:
+    """A state change shows on the page within 1 s; a lease grant appears in the lease table;
+    the page's screenshot is saved."""
+    browser.get(web_broker.url("/"))
+    _wait(browser, 10, lambda d: _cell(d, "#status") == "live")
+    value_css = 'tr[data-path="/lab/temp"] td.value'
+    with SyncClient(server=web_broker.thread.address) as native:
+        native.state_register("/lab/temp")
+        native.state_changed("/lab/temp", 20.5)
+        native.action_register("/lab/reset", lambda: None)
+        _wait(browser, 10, lambda d: _cell(d, value_css) == "20.5")
+
+        started = time.monotonic()
+        native.state_changed("/lab/temp", {"celsius": 21})
+        _wait(browser, 1.0, lambda d: _cell(d, value_css) == '{"celsius":21}')
+        assert time.monotonic() - started < 1.0
+
+        lease = native.lease_acquire("lab/arm", name="alice")
+        row = 'tr[data-resource="lab/arm"] td.holders'
+        _wait(browser, 5, lambda d: _cell(d, row) == "alice")
+        _wait(browser, 5, lambda d: "granted lab/arm alice" in (_cell(d, "#lease-events") or ""))
+        _wait(browser, 5, lambda d: (_cell(d, "#fig-leases") or "").startswith("1 held"))
+        assert _cell(browser, "#fig-connections") == "3"  # the gateway's own, the page, native
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "dashboard.png"
+        assert browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 1000
+        lease.return_lease()
+        _wait(browser, 5, lambda d: not d.find_elements(By.CSS_SELECTOR, row))
