@@ -55,6 +55,8 @@ class BrokerProcess:
         """
         cmd = [sys.executable, "-m", "roost", "serve", "--port", str(port)]
         cmd += ["--log-format", "json", *self.extra]
+        if "--http-port" not in self.extra:
+            cmd += ["--http-port", "0"]  # no gateway unless asked for: never 11237 in tests
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             cmd,

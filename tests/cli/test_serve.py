@@ -3,10 +3,12 @@ with one line (exit 2 for a bad lease configuration, 1 for any other start-up fa
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import anyio
@@ -44,7 +46,7 @@ def test_serve_port_in_use_exits_1() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "roost", "serve", "--port", str(port)],
+            [sys.executable, "-m", "roost", "serve", "--port", str(port), "--http-port", "0"],
             capture_output=True,
             text=True,
             timeout=WAIT,
@@ -76,7 +78,7 @@ def test_client_commands_do_not_import_the_broker(server: str) -> None:
 def serve_fails(*args: str) -> subprocess.CompletedProcess[str]:
     """Run ``roost serve --port 0 ARGS`` that is expected to fail at start-up."""
     return subprocess.run(
-        [sys.executable, "-m", "roost", "serve", "--port", "0", *args],
+        [sys.executable, "-m", "roost", "serve", "--port", "0", "--http-port", "0", *args],
         capture_output=True,
         text=True,
         timeout=WAIT,
@@ -184,3 +186,38 @@ async def test_serve_config_file_leases_and_flag_override(tmp_path: Path) -> Non
                 assert (await lease(a, m.LeaseAcquire, resource="r1", ttl=5)).status == "OK"
                 assert (await lease(a, m.LeaseAcquire, resource="r2")).status == "RESOURCE_LIMIT"
         assert proc.stop() == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_http_port() -> None:
+    """--http-port serves the gateway on that port beside the native one, and logs it."""
+    port = _free_port()
+    with BrokerProcess(["--http-port", str(port)]) as broker:
+        broker.wait_for_log(lambda r: r.get("http_port") == port)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/call/meta/ls", data=b'["/"]')
+        with urllib.request.urlopen(request, timeout=WAIT) as reply:
+            assert json.load(reply) == ["dir", [["meta", "dir"]]]
+        assert broker.stop() == 0
+
+
+def test_serve_http_port_in_use_exits_1() -> None:
+    """An HTTP port that is taken: one line naming it, exit 1, and no broker left running."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "roost", "serve", "--port", "0", "--http-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            check=False,
+        )
+    assert proc.returncode == 1
+    assert f"HTTP port 127.0.0.1:{port}: " in proc.stderr.splitlines()[-1]
+    assert "Traceback" not in proc.stderr

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from roost.broker.gateway import DEFAULT_HTTP_PORT
 from roost.broker.server import DEFAULT_MAX_OUTBOUND, DEFAULT_PORT, Broker
 
 __all__ = (
@@ -158,6 +159,7 @@ def serve(
     log_format: str = "console",
     max_outbound: int = DEFAULT_MAX_OUTBOUND,
     loop: str = "auto",
+    http_port: int | None = DEFAULT_HTTP_PORT,
     **options: Any,
 ) -> None:
     """Run a broker in the foreground until SIGINT or SIGTERM, then close every connection and
@@ -169,6 +171,8 @@ def serve(
         log_format: ``console`` or ``json`` (one object per line).
         max_outbound: per-connection bound on unsent output, in bytes (protocol.md §14).
         loop: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop`` (:func:`loop_factory`).
+        http_port: the HTTP and websocket gateway's port on ``host`` (dashboard, HTTP and
+            ``/ws`` API, ``/metrics``); 0 picks a free one; ``None`` runs no gateway.
         **options: lease settings (``state_dir``, ``audit_file``, ``lease_config``,
             ``resources``, ``ttl_max``, ``max_resources``, ``max_waits``; see :class:`Broker`).
 
@@ -179,6 +183,6 @@ def serve(
     """
     factory = loop_factory(loop)
     configure_logging(log_level, log_format)
-    broker = Broker(host, port, max_outbound=max_outbound, **options)
+    broker = Broker(host, port, max_outbound=max_outbound, http_port=http_port, **options)
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(_run(broker))

@@ -109,6 +109,7 @@ class _Commands(click.Group):
         "lease": "roost.cli.lease",
         "leases": "roost.cli.leases",
         "serve": "roost.cli.serve",
+        "top": "roost.cli.top",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

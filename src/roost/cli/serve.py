@@ -45,6 +45,13 @@ def _finite_seconds(
     help="TCP port to listen on (0 picks a free one).",
 )
 @click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=11237,
+    show_default=True,
+    help="Port of the dashboard, HTTP and websocket API and /metrics (0 turns it off).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(_LOG_LEVELS, case_sensitive=False),
     default="info",
@@ -128,6 +135,7 @@ def serve(
     *,
     host: str,
     port: int,
+    http_port: int,
     log_level: str,
     log_format: str,
     max_outbound: int,
@@ -168,6 +176,7 @@ def serve(
         run_broker(
             host=host,
             port=port,
+            http_port=http_port or None,
             log_level=log_level.lower(),
             log_format=log_format,
             max_outbound=max_outbound,

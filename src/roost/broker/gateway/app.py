@@ -119,10 +119,13 @@ class Gateway:
         site = web.TCPSite(runner, self.address, self._port, reuse_address=True)
         try:
             await site.start()
-        except BaseException:
+        except BaseException as exc:
             await runner.cleanup()
             self.lag.stop()
             self.client.close()
+            if isinstance(exc, OSError):
+                where = f"HTTP port {self.address}:{self._port}"
+                raise OSError(exc.errno, f"{where}: {exc.strerror or exc}") from exc
             raise
         self._runner = runner
         server = site._server  # aiohttp exposes the bound port only through its server
