@@ -66,6 +66,9 @@ class Link:
             reason and whether queued output should still go out (``close``) or be dropped
             (``abort``).
         peer: the peer's address for logs and ``/meta/clients``.
+        take_payload: tried first with each payload the broker sends; True means it was handled
+            (a consumer that caches what it makes of fan-out frames, which are the same bytes
+            for every listener).
     """
 
     def __init__(
@@ -74,8 +77,11 @@ class Link:
         deliver: Callable[[m.Message], None],
         closed: Callable[[str, bool], None],
         peer: tuple[str, int] | str,
+        *,
+        take_payload: Callable[[bytes], bool] | None = None,
     ) -> None:
         self._deliver = deliver
+        self._take_payload = take_payload
         self._closed = closed
         self._peer = peer
         self._decoder = FrameDecoder()
@@ -131,7 +137,10 @@ class Link:
     # -- the transport the broker writes to ------------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        take = self._take_payload
         for payload in self._decoder.feed(data):
+            if take is not None and take(payload):
+                continue
             msg = codec.decode(payload)
             if isinstance(msg, m.BadValue):  # the broker only sends values it validated
                 continue

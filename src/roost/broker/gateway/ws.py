@@ -26,6 +26,7 @@ from aiohttp import WSMsgType, web
 
 from roost.broker.gateway.forms import FormError, to_form, to_message
 from roost.broker.gateway.link import Host, Link
+from roost.protocol import codec
 from roost.protocol import messages as m
 
 __all__ = ("MAX_MESSAGE", "WsClient", "close_code", "handle_ws")
@@ -34,6 +35,13 @@ __all__ = ("MAX_MESSAGE", "WsClient", "close_code", "handle_ws")
 MAX_MESSAGE: Final = 1024 * 1024
 
 log = logging.getLogger("roost.broker.gateway")
+
+#: Notifications (event_notify, state_changed known and unknown): the same frame goes to
+#: every listener, so its text is made once and kept in a small cache.
+_NOTIFICATIONS: Final = frozenset((0x33, 0x44, 0x45))
+_TEXTS_KEPT: Final = 256
+_TEXT_CACHE_SIZE: Final = 8192  # larger payloads are not kept (bounds the cache's memory)
+_texts: dict[bytes, str] = {}
 
 
 def close_code(reason: str) -> tuple[int, str]:
@@ -63,13 +71,30 @@ class WsClient:
         self.wakeup = asyncio.Event()
         #: Set once the broker closed the session: the close code and text to send.
         self.closing: tuple[int, str] | None = None
-        self.link = Link(host, self._deliver, self._closed, peer)
+        self.link = Link(host, self._deliver, self._closed, peer, take_payload=self._notification)
+
+    def _notification(self, payload: bytes) -> bool:
+        """A notification's text, made once for all the listeners that get the same frame."""
+        if payload[0] not in _NOTIFICATIONS:
+            return False
+        text = _texts.get(payload)
+        if text is None:
+            form = to_form(codec.decode(payload))  # type: ignore[arg-type]
+            text = json.dumps(form, separators=(",", ":"), ensure_ascii=False)
+            if len(payload) <= _TEXT_CACHE_SIZE:
+                if len(_texts) >= _TEXTS_KEPT:
+                    _texts.clear()
+                _texts[payload] = text
+        self._queue(text)
+        return True
 
     def _deliver(self, msg: m.Message) -> None:
         form = to_form(msg)
         if form is None:
             return
-        text = json.dumps(form, separators=(",", ":"), ensure_ascii=False)
+        self._queue(json.dumps(form, separators=(",", ":"), ensure_ascii=False))
+
+    def _queue(self, text: str) -> None:
         self.queue.append(text)
         self.link.backlog += len(text)
         self.wakeup.set()
