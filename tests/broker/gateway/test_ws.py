@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 
 from roost.protocol import messages as m
 from tests.broker.gateway.conftest import WebBroker, Ws
+from tests.conftest import start_broker_thread
 from tests.wire import Wire, connect, err, ok, v
 
 pytestmark = pytest.mark.anyio
@@ -315,3 +317,41 @@ async def test_native_wire_unaffected(web_broker: WebBroker) -> None:
     async with await Wire.connect(web_broker.port) as wire:
         await wire.hello()
         assert await wire.request(m.Ping(1)) == ok(1)
+
+
+async def test_nul_in_path_is_invalid_path(web_broker: WebBroker, ws_connect: Any) -> None:
+    """A path no frame can carry (NUL inside) is answered invalid_path, in request order."""
+    ws: Ws = await ws_connect()
+    await ws.hello()
+    await ws.send("get", 1, "/a\u0000b")
+    await ws.send("ping", 2)
+    assert await ws.recv() == ["reply", 1, ["error", "invalid_path"]]
+    assert await ws.recv() == ["reply", 2, ["ok", None]]
+
+
+async def test_websocket_that_stops_reading_is_dropped(http: aiohttp.ClientSession) -> None:
+    """A websocket listener that stops reading is closed as slow_consumer (1008) once its
+    unsent output passes the broker's bound; the emitter is never held up."""
+    handle, stop, thread = start_broker_thread(http_port=0, max_outbound=256 * 1024)
+    try:
+        gateway = handle.broker.gateway
+        assert gateway is not None
+        ws = await http.ws_connect(f"http://127.0.0.1:{gateway.port}/ws", max_msg_size=0)
+        await ws.send_str('["hello", 1, 30]')
+        await ws.receive()
+        await ws.send_str('["event_listen", 1, "/flood"]')
+        await ws.receive()
+        async with await connect(handle.port) as emitter:
+            await emitter.register("event", "/flood")
+            value = v("x" * 30_000)
+            for i in range(400):  # 12 MB in all, far over the bound; each ok comes at once
+                await emitter.call_ok(m.EventEmit(100 + i, "/flood", value))
+                if handle.call(lambda: handle.broker.router.stats.closed.get("slow_consumer")):
+                    break
+            assert handle.call(lambda: handle.broker.router.stats.closed) == {"slow_consumer": 1}
+        while (msg := await ws.receive(timeout=10)).type is aiohttp.WSMsgType.TEXT:
+            pass
+        assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 1008)
+    finally:
+        stop.set()
+        thread.join(timeout=10)

@@ -103,18 +103,17 @@ class Link:
             return
         try:
             data = codec.encode(msg)
-        except LocalProtocolError as exc:
-            self._refuse(msg, exc)
+        except LocalProtocolError:
+            self._refuse(msg)
             return
         self.protocol.data_received(data)
 
-    def _refuse(self, msg: m.Message, exc: LocalProtocolError) -> None:
+    def _refuse(self, msg: m.Message) -> None:
         """Answer a message that has no frame the way the broker answers its nearest kin."""
         session = self.session
         if session is None or session.closed:
             return
-        text = str(exc)
-        name = "invalid_path" if "path" in text else "value_too_large"
+        name = "invalid_path" if _unwritable_path(getattr(msg, "path", None)) else "value_too_large"
         if isinstance(msg, m.ReplyOk | m.ReplyError):
             # An owner's reply that cannot be forwarded: the requester learns why.
             self.send(m.ReplyError(msg.id, Value.of(name)))
@@ -173,3 +172,13 @@ class Link:
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         """Nothing to do: the broker applies its own bound through ``backlog``."""
+
+
+def _unwritable_path(path: object) -> bool:
+    """True for a path no frame can carry (a character above U+00FF, or NUL)."""
+    if not isinstance(path, str):
+        return False
+    try:
+        return 0 in path.encode("latin-1")
+    except UnicodeEncodeError:
+        return True
