@@ -81,13 +81,32 @@ def test_dashboard_follows_the_broker(web_broker: WebBroker, browser: webdriver.
     with SyncClient(server=web_broker.thread.address) as native:
         native.state_register("/lab/temp")
         native.state_changed("/lab/temp", 20.5)
-        native.action_register("/lab/reset", lambda: None)
+        calls: list[tuple[Any, ...]] = []
+
+        def reset(*args: Any) -> str:
+            calls.append(args)
+            return "done"
+
+        native.action_register("/lab/reset", reset)
         _wait(browser, 10, lambda d: _cell(d, value_css) == "20.5")
 
         started = time.monotonic()
         native.state_changed("/lab/temp", {"celsius": 21})
         _wait(browser, 1.0, lambda d: _cell(d, value_css) == '{"celsius":21}')
         assert time.monotonic() - started < 1.0
+
+        # Call an action from the page: the prompt takes the arguments as JSON.
+        _wait(
+            browser,
+            5,
+            lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-path="/lab/reset"] button'),
+        )
+        browser.find_element(By.CSS_SELECTOR, 'tr[data-path="/lab/reset"] button').click()
+        prompt = _wait(browser, 5, lambda d: d.switch_to.alert)
+        prompt.send_keys('[7, "x"]')
+        prompt.accept()
+        _wait(browser, 5, lambda d: _cell(d, 'tr[data-path="/lab/reset"] td.value') == '"done"')
+        assert calls == [(7, "x")]
 
         lease = native.lease_acquire("lab/arm", name="alice")
         row = 'tr[data-resource="lab/arm"] td.holders'
