@@ -18,6 +18,10 @@ from typing import Any
 
 import pytest
 
+# Every `roost serve` a test starts runs without its HTTP port unless the test asks for one, so
+# test runs never take 11237 from a real broker or from each other.
+os.environ.setdefault("ROOST_HTTP_PORT", "0")
+
 from roost.broker import Broker
 from roost.broker.run import loop_factory
 

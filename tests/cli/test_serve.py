@@ -4,6 +4,7 @@ with one line (exit 2 for a bad lease configuration, 1 for any other start-up fa
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -221,3 +222,28 @@ def test_serve_http_port_in_use_exits_1() -> None:
     assert proc.returncode == 1
     assert f"HTTP port 127.0.0.1:{port}: " in proc.stderr.splitlines()[-1]
     assert "Traceback" not in proc.stderr
+
+
+def test_serve_http_port_from_the_environment() -> None:
+    """ROOST_HTTP_PORT sets the HTTP port when the flag is absent (tests set it to 0: off)."""
+    port = _free_port()
+    env = dict(os.environ, ROOST_HTTP_PORT=str(port), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roost", "serve", "--port", "0", "--log-format", "json"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if json.loads(line).get("http_port") == port:
+                break
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/get/meta/broker")
+        with urllib.request.urlopen(request, timeout=WAIT) as reply:
+            assert json.load(reply)["name"] == "roost"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0
+    assert os.environ["ROOST_HTTP_PORT"] == "0"  # what every other test's serve inherits

@@ -49,7 +49,9 @@ def _finite_seconds(
     type=click.IntRange(0, 65535),
     default=11237,
     show_default=True,
-    help="Port of the dashboard, HTTP and websocket API and /metrics (0 turns it off).",
+    envvar="ROOST_HTTP_PORT",
+    help="Port of the dashboard, HTTP and websocket API and /metrics (0 turns it off) "
+    "[env: ROOST_HTTP_PORT].",
 )
 @click.option(
     "--log-level",
