@@ -247,3 +247,40 @@ def test_serve_http_port_from_the_environment() -> None:
         proc.communicate(timeout=WAIT)
     assert proc.returncode == 0
     assert os.environ["ROOST_HTTP_PORT"] == "0"  # what every other test's serve inherits
+
+
+def test_serve_http_port_from_the_config_file(tmp_path: Path) -> None:
+    """[http] port in the config file is used when neither the flag nor the environment says."""
+    port = _free_port()
+    path = tmp_path / "roost.toml"
+    path.write_text(f"[http]\nport = {port}\n")
+    env = {k: v for k, v in os.environ.items() if k != "ROOST_HTTP_PORT"}
+    args = ["serve", "--port", "0", "--config", str(path), "--log-format", "json"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roost", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(env, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if json.loads(line).get("http_port") == port:
+                break
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=WAIT) as reply:
+            assert b"roost_connections" in reply.read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0
+
+
+def test_serve_bad_http_section_exits_2(roost: RunRoost, tmp_path: Path) -> None:
+    """A port out of range in [http]: one line naming file, line and key; exit 2."""
+    path = tmp_path / "roost.toml"
+    path.write_text("[http]\nport = 70000\n")
+    result = roost("serve", "--port", "0", "--config", str(path))
+    assert result.code == 2
+    assert result.err == (
+        f"roost: {path}:2: http.port: must be a port number from 0 to 65535, not 70000\n"
+    )

@@ -29,6 +29,7 @@ from roost.errors import ConfigError
 __all__ = (
     "SECTIONS",
     "BrokerConfig",
+    "HttpConfig",
     "Where",
     "load_config",
     "parse_config",
@@ -155,9 +156,25 @@ def _parse_leases(value: object, where: Where) -> Any:
         raise LeaseConfigError(where.path, key, exc.problem, where.line(relative)) from exc
 
 
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The ``[http]`` section: the gateway's port (0: no gateway)."""
+
+    port: int
+
+
+def _parse_http(value: object, where: Where) -> HttpConfig:
+    table = where.table(value, ("port",))
+    port = where.integer(table, "port", 11237, 0)
+    if port > 65535:
+        raise where.error(f"must be a port number from 0 to 65535, not {port}", "port")
+    return HttpConfig(port)
+
+
 #: Section name -> parser. A parser checks its table and returns the section's settings.
 SECTIONS: dict[str, Callable[[object, Where], Any]] = {
     "leases": _parse_leases,
+    "http": _parse_http,
 }
 
 

@@ -18,6 +18,7 @@ import math
 import traceback
 
 import click
+from click.core import ParameterSource
 
 from roost.cli.main import ByteSize
 from roost.cli.output import EXIT_OK, EXIT_REMOTE, EXIT_USAGE, error, settings_of, verbose_option
@@ -174,6 +175,10 @@ def serve(
             traceback.print_exc()
         error(str(exc))
         return EXIT_USAGE
+    # The file's [http] port counts only where neither the flag nor ROOST_HTTP_PORT was given.
+    http = file.get("http")
+    if http is not None and ctx.get_parameter_source("http_port") is ParameterSource.DEFAULT:
+        http_port = http.port
     try:
         run_broker(
             host=host,
