@@ -18,6 +18,7 @@ Rules of this module:
 from __future__ import annotations
 
 import base64
+import json
 import math
 from typing import Any, Final
 
@@ -74,8 +75,6 @@ def json_value(obj: Any) -> Any:
 def _json_key(key: Any) -> str:
     if type(key) is str:
         return key
-    import json  # noqa: PLC0415 (rare path: only maps with keys JSON objects cannot have)
-
     return json.dumps(json_value(key), sort_keys=True)
 
 

@@ -79,7 +79,10 @@ class WsClient:
             return False
         text = _texts.get(payload)
         if text is None:
-            form = to_form(codec.decode(payload))  # type: ignore[arg-type]
+            msg = codec.decode(payload)
+            form = None if isinstance(msg, m.BadValue) else to_form(msg)
+            if form is None:  # never for what the broker sends; dropped like any such frame
+                return True
             text = json.dumps(form, separators=(",", ":"), ensure_ascii=False)
             if len(payload) <= _TEXT_CACHE_SIZE:
                 if len(_texts) >= _TEXTS_KEPT:
