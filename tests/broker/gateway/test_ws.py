@@ -107,6 +107,13 @@ async def test_websocket_owns_a_settable_state(web_broker: WebBroker, ws_connect
         await ws.send("reply", rid, ["ok", None])
         assert await native.recv() == m.StateNotify("/web/lamp", v("on"))
         assert await native.recv() == ok(2)
+        assert await ws.request("state_unknown", 3, "/web/lamp") == ["reply", 3, ["ok", None]]
+        assert await native.recv() == m.StateNotifyUnknown("/web/lamp")
+        assert await ws.request("state_unknown", 4, "/n/a") == [
+            "reply",
+            4,
+            ["error", "no_such_node"],
+        ]
 
 
 async def test_websocket_owns_a_prop(web_broker: WebBroker, ws_connect: Any) -> None:
