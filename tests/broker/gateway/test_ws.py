@@ -362,3 +362,18 @@ async def test_websocket_that_stops_reading_is_dropped(http: aiohttp.ClientSessi
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+async def test_owner_reply_too_large_reaches_caller_as_error(
+    web_broker: WebBroker, ws_connect: Any
+) -> None:
+    """A websocket owner's reply that no frame can carry: the caller gets value_too_large."""
+    ws: Ws = await ws_connect()
+    await ws.hello()
+    await ws.request("action_register", 1, "/web/big")
+    async with await connect(web_broker.port) as caller:
+        await caller.send(m.ActionCall(1, "/web/big", v([])))
+        _, rid, _, _ = await ws.recv()
+        await ws.send("reply", rid, ["ok", "x" * 70_000])
+        assert await caller.recv() == err(1, "value_too_large")
+        assert await ws.request("ping", 2) == ["reply", 2, ["ok", None]]  # still open
