@@ -28,13 +28,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from roost.broker import frames, meta, states
+from roost.broker import frames, meta, states, subscriptions
 from roost.broker.hooks import ServerHooks
 from roost.broker.session import Session
 from roost.broker.stats import Stats
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node, Tree
 from roost.protocol import messages as m
-from roost.protocol.tokens import valid_resource
 from roost.protocol.values import Value, pack
 
 __all__ = ("Router", "ServerHooks")
@@ -50,8 +49,6 @@ def _id_key(value: Value) -> Any:
 
 #: Extension requests a client may send (0x50-0x5a; 0x60 and up are the broker's).
 _EXTENSION_REQUESTS = tuple(cls for code, cls in m.BY_CODE.items() if 0x50 <= code <= 0x5A)
-
-_RESERVED_PREFIX = "/meta/leases/"
 
 
 class Router:
@@ -95,20 +92,17 @@ class Router:
             m.ReplyOk: self._reply,
             m.ReplyError: self._reply,
             m.BadValue: self._bad_value,
-            m.ActionRegister: self._action_register,
             m.ActionCall: self._action_call,
-            m.PropRegister: self._prop_register,
             m.Get: self._get,
             m.Set: self._set,
-            m.EventRegister: self._event_register,
             m.EventEmit: self._event_emit,
-            m.EventListen: self._event_listen,
-            m.StateRegister: self._state_register,
+            m.EventListen: partial(subscriptions.event_listen, self),
             m.StateChanged: partial(states.changed, self),
             m.StateUnknown: partial(states.unknown, self),
             m.StateObserve: partial(states.observe, self),
             m.StateObserveT: partial(states.observe, self),
         }
+        self._dispatch.update(subscriptions.register_handlers(self))
         for cls in _EXTENSION_REQUESTS:
             self._dispatch[cls] = self._extension
         self._before_hello: dict[type, Callable[[Session, Any, float], None]] = dict.fromkeys(
@@ -349,86 +343,6 @@ class Router:
         owner.expect(oid, (session, rid, code))
         owner.push(frames.request(code, oid, node.path_head, raw))
 
-    # -- registration --------------------------------------------------------------------------
-
-    @staticmethod
-    def _reserved(path: str) -> bool:
-        return path.startswith(_RESERVED_PREFIX) or path in ("/meta/leases", "/meta/lease_events")
-
-    def _register(self, session: Session, rid: int, path: str, kind: str, now: float) -> None:
-        node = self.tree.nodes.get(path)
-        owner = None if node is None else node.owner
-        # A client that closes and at once registers again from a new connection must not lose
-        # the race against the close being reported (protocol.md §10.6).
-        if owner is not None and owner is not session and self.hooks.peer_gone(owner):
-            self.disconnect(owner, "disconnected", now)
-            node = self.tree.nodes.get(path)
-        if node is None:
-            error = self.tree.check_free(path)
-            if error is None and self._reserved(path):
-                error = "path_already_exists"
-            if error is not None:
-                session.push(frames.err(rid, error))
-                return
-            node = self.tree.create(path, kind, now)
-        elif (
-            node.owner is not None
-            or node.internal
-            or node.kind != kind
-            or kind is ACTION
-            or kind is PROP
-            or self._reserved(path)
-        ):
-            session.push(frames.err(rid, "path_already_exists"))
-            return
-        node.owner = session
-        session.own(node)
-        session.push(frames.ok_nil(rid))
-        self.meta.clients_changed(now)
-
-    def _action_register(self, session: Session, msg: m.ActionRegister, now: float) -> None:
-        self._register(session, msg.id, msg.path, ACTION, now)
-
-    def _prop_register(self, session: Session, msg: m.PropRegister, now: float) -> None:
-        self._register(session, msg.id, msg.path, PROP, now)
-
-    def _event_register(self, session: Session, msg: m.EventRegister, now: float) -> None:
-        self._register(session, msg.id, msg.path, EVENT, now)
-
-    def _state_register(self, session: Session, msg: m.StateRegister, now: float) -> None:
-        self._register(session, msg.id, msg.path, STATE, now)
-
-    def subscribe(
-        self, session: Session, rid: int, path: str, kind: str, now: float
-    ) -> Node[Session] | None:
-        """Find or create (ownerless) the event or state at ``path`` and add ``session`` to its
-        listeners; ``None`` after an error reply (bad path, another kind there, or a reserved
-        /meta/leases path), with nothing subscribed. Subscribing twice is harmless."""
-        node = self.tree.nodes.get(path)
-        if node is None:
-            error = self.tree.check_free(path)
-            if error is None and not self._subscribable(path, kind):
-                error = "path_already_exists"
-            if error is not None:
-                session.push(frames.err(rid, error))
-                return None
-            node = self.tree.create(path, kind, now)
-        elif node.kind != kind:
-            session.push(frames.err(rid, "path_already_exists"))
-            return None
-        node.listeners[session] = None
-        session.listen(node)
-        return node
-
-    def _subscribable(self, path: str, kind: str) -> bool:
-        """Under /meta/leases only ``<resource>/holder`` states and ``<resource>/events``
-        events may be observed or listened to (protocol.md E10)."""
-        if not path.startswith(_RESERVED_PREFIX):
-            return path != "/meta/leases"
-        tail = "/holder" if kind is STATE else "/events"
-        # The middle must be a resource name, so no such node can block one the broker needs.
-        return path.endswith(tail) and valid_resource(path[len(_RESERVED_PREFIX) : -len(tail)])
-
     # -- actions and props ---------------------------------------------------------------------
 
     def _lookup(self, session: Session, rid: int, path: str) -> Node[Session] | None:
@@ -501,10 +415,6 @@ class Router:
 
     # -- events --------------------------------------------------------------------------------
 
-    def _event_listen(self, session: Session, msg: m.EventListen, now: float) -> None:
-        if self.subscribe(session, msg.id, msg.path, EVENT, now) is not None:
-            session.push(frames.ok_nil(msg.id))
-
     def _event_emit(self, session: Session, msg: m.EventEmit, now: float) -> None:
         self.event_emit_raw(session, msg.id, msg.path, msg.value.raw, now)
 
@@ -518,7 +428,7 @@ class Router:
             session.push(frames.err(rid, "path_is_wrong_type"))
             return
         # Lease events, adopted or not yet (the prefix test first: it is the cheap one).
-        if node.internal or (path.startswith("/meta/") and self._reserved(path)):
+        if node.internal or (path.startswith("/meta/") and subscriptions.reserved(path)):
             session.push(frames.err(rid, "not_owner"))
             return
         # The emitter's reply first: a listening emitter sees it before its own notification.

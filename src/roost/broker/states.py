@@ -17,6 +17,7 @@ from typing import Final
 
 from roost.broker import frames
 from roost.broker.session import Session
+from roost.broker.subscriptions import subscribe
 from roost.broker.tree import STATE, Node, Tree
 from roost.broker.view import RouterView
 from roost.protocol import messages as m
@@ -105,7 +106,7 @@ def observe(
     current value (ownerless states are created, unknown). The reply is queued before any
     later notification. Errors (bad path, wrong kind, a reserved /meta/leases path) get an
     error reply and subscribe nothing."""
-    node = router.subscribe(session, msg.id, msg.path, STATE, now)
+    node = subscribe(router, session, msg.id, msg.path, now, kind=STATE)
     if node is None:
         return
     if node.internal:

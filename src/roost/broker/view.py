@@ -28,6 +28,9 @@ class MetaView(Protocol):
     def refresh(self, node: Node[Session], now: float) -> None:
         """Bring a broker-computed state up to date before it is read."""
 
+    def clients_changed(self, now: float) -> None:
+        """The set of connected clients or what they own changed."""
+
 
 class RouterView(Protocol):
     """The router as its helpers see it."""
@@ -43,10 +46,8 @@ class RouterView(Protocol):
         """The broker's own ``/meta`` nodes."""
         ...
 
-    def subscribe(
-        self, session: Session, rid: int, path: str, kind: str, now: float
-    ) -> Node[Session] | None:
-        """Add ``session`` to the listeners of the event or state at ``path``."""
+    def disconnect(self, session: Session, reason: str, now: float) -> None:
+        """Forget ``session`` at once and close its transport."""
         ...
 
     def publish_state(self, path: str, value: Value | m.UnknownType, now: float) -> None:
