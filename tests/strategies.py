@@ -85,6 +85,7 @@ paths = wire_paths
 
 _FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "id": ids,
+    "sub": ids,
     "path": wire_paths,
     "value": values,
     "args": values,

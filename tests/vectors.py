@@ -116,6 +116,13 @@ EXTENSION_VECTORS: tuple[Vector, ...] = (
     _v("lease_wait_ended", f"47 00 13 62 {_B}", m.LeaseWaitEnded(BODY)),
     _v("guarded_call", f"47 00 15 68 00 2a {_B}", m.GuardedCall(42, BODY)),
     _v("guarded_set", f"47 00 15 69 00 2a {_B}", m.GuardedSet(42, BODY)),
+    _v("subtree_listen", f"47 00 15 78 00 2a {_B}", m.SubtreeListen(42, BODY)),
+    _v("subtree_observe", f"47 00 15 79 00 2a {_B}", m.SubtreeObserve(42, BODY)),
+    _v("subtree_cancel", f"47 00 15 7a 00 2a {_B}", m.SubtreeCancel(42, BODY)),
+    _v("subtree_event", f"47 00 0d 7c {_P} {_V}", m.SubtreeEvent("/path", VALUE)),
+    _v("subtree_changed", f"47 00 0d 7d {_P} {_V}", m.SubtreeChanged("/path", VALUE)),
+    _v("subtree_unknown", f"47 00 07 7e {_P}", m.SubtreeUnknown("/path")),
+    _v("subtree_snapshot", f"47 00 0f 7f 00 2a {_P} {_V}", m.SubtreeSnapshot(42, "/path", VALUE)),
 )
 
 #: The literal byte examples of protocol.md §4.5, §5 and E3, as printed there.

@@ -26,6 +26,8 @@ __all__ = (
     "reply",
     "reply_state_t",
     "request",
+    "subtree_notify",
+    "subtree_snapshot",
 )
 
 MAX_PAYLOAD: Final = 0xFFFF
@@ -92,3 +94,15 @@ def err_map(rid: int, status: str) -> bytes:
 def notify(head: bytes, raw: bytes) -> bytes:
     """A notification from a cached head (type byte 0x33 or 0x44, path, NUL) and the raw value."""
     return _pack_head(0x47, len(head) + len(raw)) + head + raw
+
+
+def subtree_notify(code: bytes, path_head: bytes, raw: bytes = b"") -> bytes:
+    """A subtree push (``code`` 0x7c, 0x7d or 0x7e) from a node's ``path\\0`` head and the raw
+    value (none for 0x7e): the same size as the ESHET notification of the same update."""
+    return _pack_head(0x47, 1 + len(path_head) + len(raw)) + code + path_head + raw
+
+
+def subtree_snapshot(sub: int, path_head: bytes, raw: bytes) -> bytes:
+    """A ``subtree_snapshot`` push (0x7f) of subscription ``sub`` (two bytes longer than the
+    notification: the caller checks that it fits)."""
+    return _pack_reply(0x47, 3 + len(path_head) + len(raw), 0x7F, sub) + path_head + raw

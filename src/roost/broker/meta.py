@@ -31,7 +31,7 @@ _CLIENTS_BUDGET: Final = frames.MAX_PAYLOAD - 7 - 64
 
 def broker_info() -> dict[str, Any]:
     """The value of ``/meta/broker`` (protocol.md §15.2): name, version and extensions."""
-    return {"name": "roost", "version": __version__, "extensions": {"lease": 1}}
+    return {"name": "roost", "version": __version__, "extensions": {"lease": 1, "subtree": 1}}
 
 
 class Meta:
@@ -116,7 +116,7 @@ class Meta:
             return
         self._published = now
         node = self.clients_node
-        if node.listeners:
+        if node.listeners or node.watchers:
             self._stale = False
             self.router.publish_state(node.path, Value(self._clients_value()), now)
 

@@ -32,6 +32,7 @@ from roost.broker import frames, meta, states, subscriptions
 from roost.broker.hooks import ServerHooks
 from roost.broker.session import Session
 from roost.broker.stats import Stats
+from roost.broker.subtree import SubtreeIndex
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node, Tree
 from roost.protocol import messages as m
 from roost.protocol.values import Value, pack
@@ -47,8 +48,11 @@ def _id_key(value: Value) -> Any:
         return value.raw
 
 
-#: Extension requests a client may send (0x50-0x5a; 0x60 and up are the broker's).
-_EXTENSION_REQUESTS = tuple(cls for code, cls in m.BY_CODE.items() if 0x50 <= code <= 0x5A)
+#: Extension requests a client may send (leases 0x50-0x5a, subtree subscriptions 0x78-0x7a;
+#: 0x60-0x6f and 0x7c-0x7f are the broker's).
+_EXTENSION_REQUESTS = tuple(
+    cls for code, cls in m.BY_CODE.items() if 0x50 <= code <= 0x5A or 0x78 <= code <= 0x7A
+)
 
 
 class Router:
@@ -66,6 +70,8 @@ class Router:
         self.tree: Tree[Session] = Tree()
         #: Running figures (counted where the work already happens; see roost.broker.stats).
         self.stats = Stats()
+        #: Subtree listens and observes; the watchers of every node.
+        self.subtrees: SubtreeIndex[Session] = SubtreeIndex(self.tree)
         #: Every open session, in connection order.
         self.sessions: dict[Session, None] = {}
         #: Sessions with queued output since the last flush.
@@ -105,6 +111,7 @@ class Router:
         self._dispatch.update(subscriptions.register_handlers(self))
         for cls in _EXTENSION_REQUESTS:
             self._dispatch[cls] = self._extension
+        self._dispatch.update(subscriptions.subtree_handlers(self))
         self._before_hello: dict[type, Callable[[Session, Any, float], None]] = dict.fromkeys(
             self._dispatch, self._unregistered
         )
@@ -171,6 +178,8 @@ class Router:
             del node.listeners[session]
             if node.owner is None and not node.listeners and not node.internal:
                 remove(node)
+        if self.subtrees.count:
+            self.subtrees.drop_session(session)
         for node in session.owned:
             node.owner = None
             node.guard = None
@@ -179,10 +188,7 @@ class Router:
                 continue
             if node.kind is STATE and node.value is not None:
                 node.value = None
-                if node.listeners:
-                    data = frames.frame(b"\x45" + node.path_head)
-                    for observer in node.listeners:
-                        observer.push(data)
+                states.notify_unknown(node)
             if not node.listeners:
                 remove(node)
         for requester, rid, _code in session.pending.values():
@@ -439,6 +445,11 @@ class Router:
             data = frames.notify(node.note_head, raw)
             for listener in listeners:
                 listener.push(data)
+        if node.watchers:
+            self.stats.event_deliveries += len(node.watchers)
+            data = frames.subtree_notify(b"\x7c", node.path_head, raw)
+            for watcher in node.watchers:
+                watcher.push(data)
 
     def publish_event(self, path: str, value: Value, now: float) -> None:
         """Emit ``value`` on the broker-owned event ``path`` (created or adopted if needed).
@@ -452,6 +463,10 @@ class Router:
             raise ValueError(f"event value for {path} does not fit in a frame")
         for listener in node.listeners:
             listener.push(data)
+        if node.watchers:
+            data = frames.subtree_notify(b"\x7c", node.path_head, value.raw)
+            for watcher in node.watchers:
+                watcher.push(data)
 
     # -- states (roost.broker.states) ---------------------------------------------------------
 

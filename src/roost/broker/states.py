@@ -27,6 +27,7 @@ __all__ = (
     "MAX_STATE_VALUE",
     "changed",
     "internal_node",
+    "notify_unknown",
     "observe",
     "publish",
     "set_state",
@@ -71,7 +72,7 @@ def changed(router: RouterView, session: Session, msg: m.StateChanged, now: floa
         session.push(frames.err(msg.id, "value_too_large"))
         return
     session.push(frames.ok_nil(msg.id))
-    router.stats.state_deliveries += len(node.listeners)
+    router.stats.state_deliveries += len(node.listeners) + len(node.watchers)
     set_state(node, raw, now)
 
 
@@ -82,21 +83,38 @@ def unknown(router: RouterView, session: Session, msg: m.StateUnknown, now: floa
     if node is None:
         return
     session.push(frames.ok_nil(msg.id))
-    router.stats.state_deliveries += len(node.listeners)
+    router.stats.state_deliveries += len(node.listeners) + len(node.watchers)
     set_state(node, None, now)
 
 
 def set_state(node: Node[Session], raw: bytes | None, now: float) -> None:
-    """Store a state value (``None``: unknown) and notify every observer (§10.5)."""
+    """Store a state value (``None``: unknown) and notify every observer (§10.5) and every
+    subtree observer (E12)."""
     node.value = raw
     node.last_update = now
+    if raw is None:
+        notify_unknown(node)
+        return
     if node.listeners:
-        if raw is None:
-            data = frames.frame(b"\x45" + node.path_head)
-        else:
-            data = frames.notify(node.note_head, raw)
+        data = frames.notify(node.note_head, raw)
         for observer in node.listeners:
             observer.push(data)
+    if node.watchers:
+        data = frames.subtree_notify(b"\x7d", node.path_head, raw)
+        for watcher in node.watchers:
+            watcher.push(data)
+
+
+def notify_unknown(node: Node[Session]) -> None:
+    """Tell the observers and subtree observers of ``node`` that it is unknown now."""
+    if node.listeners:
+        data = frames.frame(b"\x45" + node.path_head)
+        for observer in node.listeners:
+            observer.push(data)
+    if node.watchers:
+        data = frames.subtree_notify(b"\x7e", node.path_head)
+        for watcher in node.watchers:
+            watcher.push(data)
 
 
 def observe(

@@ -6,6 +6,9 @@ Rules of this module:
   the router's dispatch table binds them, so they run inside its ``handle`` and never await.
 - Registering creates the node or adopts an ownerless event or state; subscribing creates an
   ownerless event or state when the path is free. Errors are replies, never exceptions.
+- Subtree listens and observes (protocol.md E12) start here too; which nodes they reach is
+  :mod:`roost.broker.subtree`'s business. An observe's snapshot, its reply and its
+  subscription are one synchronous step.
 - The broker's lease nodes (``/meta/leases``...) are reserved: no client registers there, and
   only holder states and lease event nodes may be subscribed to (protocol.md E10).
 """
@@ -13,16 +16,20 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 from roost.broker import frames
 from roost.broker.session import Session
+from roost.broker.subtree import PatternError, Sub, parse_pattern
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node
 from roost.broker.view import RouterView
 from roost.protocol import messages as m
 from roost.protocol.tokens import valid_resource
+from roost.protocol.values import pack
 
 __all__ = (
+    "MAX_SUBTREES",
     "RESERVED_PREFIX",
     "event_listen",
     "register",
@@ -30,6 +37,10 @@ __all__ = (
     "reserved",
     "subscribable",
     "subscribe",
+    "subtree_cancel",
+    "subtree_handlers",
+    "subtree_listen",
+    "subtree_observe",
 )
 
 RESERVED_PREFIX: Final = "/meta/leases/"
@@ -135,3 +146,120 @@ def event_listen(router: RouterView, session: Session, msg: m.EventListen, now: 
     """``event_listen``: subscribe ``session`` (the event is created ownerless if absent)."""
     if subscribe(router, session, msg.id, msg.path, now, kind=EVENT) is not None:
         session.push(frames.ok_nil(msg.id))
+
+
+# -- subtree subscriptions (protocol.md E12) ---------------------------------------------------
+
+#: The most subtree subscriptions one connection may hold at once.
+MAX_SUBTREES: Final = 1024
+
+
+def _reply(session: Session, rid: int, body: dict[str, Any]) -> None:
+    raw = pack(body)
+    session.push(frames.reply(0x05 if body["status"] == "OK" else 0x06, rid, raw))
+
+
+def _args(session: Session, msg: Any, *keys: str) -> dict[str, Any] | None:
+    """The request map with ``keys`` checked, or ``None`` after a ``bad_args`` reply."""
+    body = msg.body.obj
+    problem = None
+    if not isinstance(body, dict):
+        problem = "the request body must be a map"
+    elif "sub" in keys and not (
+        isinstance(body.get("sub"), int) and not isinstance(body["sub"], bool)
+    ):
+        problem = "sub must be an integer"
+    elif "sub" in keys and not 0 <= body["sub"] <= 0xFFFF:
+        problem = "sub must be between 0 and 65535"
+    elif "pattern" in keys and not isinstance(body.get("pattern"), str):
+        problem = "pattern must be a string"
+    if problem is None:
+        return body  # type: ignore[no-any-return]
+    _reply(session, msg.id, {"status": "bad_args", "reason": problem})
+    return None
+
+
+def _start(
+    router: RouterView, session: Session, msg: Any, kind: str
+) -> tuple[Sub[Session], list[Node[Session]]] | None:
+    """Check a subtree listen or observe and start it; ``None`` after an error reply."""
+    session.opted_in = True
+    args = _args(session, msg, "sub", "pattern")
+    if args is None:
+        return None
+    index = router.subtrees
+    number, pattern = args["sub"], args["pattern"]
+    try:
+        segments = parse_pattern(pattern)
+    except PatternError as exc:
+        _reply(session, msg.id, {"status": "invalid_pattern", "reason": str(exc)})
+        return None
+    subs = index.subs_of(session)
+    if number in subs:
+        _reply(session, msg.id, {"status": "bad_args", "reason": f"sub {number} is in use"})
+        return None
+    if len(subs) >= MAX_SUBTREES:
+        _reply(session, msg.id, {"status": "too_many_subscriptions", "limit": MAX_SUBTREES})
+        return None
+    allows = index.permit(session, pattern, kind)
+    sub = Sub(session, number, kind, pattern, segments=segments, allows=allows)
+    return sub, index.add(sub)
+
+
+def subtree_listen(router: RouterView, session: Session, msg: m.SubtreeListen, now: float) -> None:
+    """``subtree_listen``: every later emit on an event matching the pattern reaches
+    ``session`` as a ``subtree_event`` push, events registered later included."""
+    if _start(router, session, msg, EVENT) is not None:
+        _reply(session, msg.id, {"status": "OK"})
+
+
+def subtree_observe(
+    router: RouterView, session: Session, msg: m.SubtreeObserve, now: float
+) -> None:
+    """``subtree_observe``: a ``subtree_snapshot`` push of each known state matching the
+    pattern, then the ok reply (with the count), then every later change as a push.
+
+    All of it happens in this one synchronous step, so no change falls between the snapshot
+    and the stream and none is in both. A value whose snapshot push would not fit a frame
+    (a broker-published value on a very long path) is left out of the snapshot.
+    """
+    started = _start(router, session, msg, STATE)
+    if started is None:
+        return
+    sub, nodes = started
+    count = 0
+    allows = sub.allows
+    for node in nodes:
+        if allows is not None and not allows(node.path):
+            continue
+        if node.internal:
+            router.meta.refresh(node, now)
+        raw = node.value
+        if raw is None or 3 + len(node.path_head) + len(raw) > frames.MAX_PAYLOAD:
+            continue
+        session.push(frames.subtree_snapshot(sub.number, node.path_head, raw))
+        count += 1
+    _reply(session, msg.id, {"status": "OK", "states": count})
+
+
+def subtree_cancel(router: RouterView, session: Session, msg: m.SubtreeCancel, now: float) -> None:
+    """``subtree_cancel``: end one subtree subscription of ``session`` (ok if it had none
+    by that number). Pushes already queued are still delivered."""
+    session.opted_in = True
+    args = _args(session, msg, "sub")
+    if args is None:
+        return
+    index = router.subtrees
+    sub = index.subs_of(session).get(args["sub"])
+    if sub is not None:
+        index.remove(sub)
+    _reply(session, msg.id, {"status": "OK"})
+
+
+def subtree_handlers(router: RouterView) -> dict[type, Handler]:
+    """The dispatch entries of the subtree requests, bound to ``router``."""
+    return {
+        m.SubtreeListen: partial(subtree_listen, router),
+        m.SubtreeObserve: partial(subtree_observe, router),
+        m.SubtreeCancel: partial(subtree_cancel, router),
+    }

@@ -12,7 +12,7 @@ Rules of this module:
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Final, Generic, TypeVar
 
 __all__ = (
@@ -60,6 +60,8 @@ class Node(Generic[Owner]):
     ``path_head`` caches ``path\\0`` and ``note_head`` the notification head, so fan-out frames
     are built by concatenation only.
     ``guard`` is reserved for the lease layer (the resource guarding calls and sets, or ``None``).
+    ``watchers`` are the sessions whose subtree subscriptions match this node, computed when
+    the node is created and again when such a subscription starts or ends (never per message).
     """
 
     __slots__ = (
@@ -75,6 +77,7 @@ class Node(Generic[Owner]):
         "path",
         "path_head",
         "value",
+        "watchers",
     )
 
     def __init__(self, path: str, kind: str, parent: Dir[Owner], name: str, now: float) -> None:
@@ -92,6 +95,7 @@ class Node(Generic[Owner]):
         #: Type byte and path of this node's notifications (0x33 for events, 0x44 for states).
         self.note_head = (b"\x44" if kind == STATE else b"\x33") + self.path_head
         self.guard: Any = None
+        self.watchers: tuple[Owner, ...] = ()
 
     def __repr__(self) -> str:
         return f"<Node {self.kind} {self.path}>"
@@ -111,12 +115,14 @@ class Dir(Generic[Owner]):
 class Tree(Generic[Owner]):
     """All nodes, by path and as a hierarchy of directories."""
 
-    __slots__ = ("nodes", "root")
+    __slots__ = ("nodes", "on_create", "root")
 
     def __init__(self) -> None:
         self.root: Dir[Owner] = Dir(None, "")
         #: Every node by its exact path: the fast path of every lookup.
         self.nodes: dict[str, Node[Owner]] = {}
+        #: Called with every new node (the subtree index computes its ``watchers``).
+        self.on_create: Callable[[Node[Owner]], None] | None = None
 
     def find(self, path: str) -> Node[Owner] | str:
         """Return the node at ``path``, or the error string for why there is none.
@@ -187,6 +193,8 @@ class Tree(Generic[Owner]):
         node = Node[Owner](path, kind, current, segments[-1], now)
         current.children[segments[-1]] = node
         self.nodes[path] = node
+        if self.on_create is not None:
+            self.on_create(node)
         return node
 
     def remove(self, node: Node[Owner]) -> None:

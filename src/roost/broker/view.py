@@ -15,6 +15,7 @@ from typing import Protocol
 from roost.broker.hooks import ServerHooks
 from roost.broker.session import Session
 from roost.broker.stats import Stats
+from roost.broker.subtree import SubtreeIndex
 from roost.broker.tree import Node, Tree
 from roost.protocol import messages as m
 from roost.protocol.values import Value
@@ -40,6 +41,7 @@ class RouterView(Protocol):
     sessions: dict[Session, None]
     leases_held: Callable[[Session], int]
     stats: Stats
+    subtrees: SubtreeIndex[Session]
 
     @property
     def meta(self) -> MetaView:

@@ -248,6 +248,9 @@ _ID_BODY: Final = (
     m.LeaseSet,
     m.GuardedCall,
     m.GuardedSet,
+    m.SubtreeListen,
+    m.SubtreeObserve,
+    m.SubtreeCancel,
 )
 _PUSHES: Final = (m.LeaseGranted, m.LeaseRevoked, m.LeaseWaitEnded)
 
@@ -266,6 +269,10 @@ _DECODERS: dict[int, _Decoder] = {
     0x33: _path_value(m.EventNotify),
     0x44: _path_value(m.StateNotify),
     0x45: _path_only(m.StateNotifyUnknown),
+    0x7C: _path_value(m.SubtreeEvent),
+    0x7D: _path_value(m.SubtreeChanged),
+    0x7E: _path_only(m.SubtreeUnknown),
+    0x7F: _id_path_value(m.SubtreeSnapshot),
 }
 _DECODERS.update({cls.code: _id_path(cls) for cls in _ID_PATH})
 _DECODERS.update({cls.code: _id_path_value(cls) for cls in _ID_PATH_VALUE})
@@ -412,7 +419,16 @@ def _enc_action_call(msg: m.ActionCall) -> bytes:
     return b"".join((_pack_head_id(_SYNC, size, msg.code, msg.id), path, b"\0", raw))
 
 
-def _enc_path_only(msg: m.StateNotifyUnknown) -> bytes:
+def _enc_snapshot(msg: m.SubtreeSnapshot) -> bytes:
+    path = _path_bytes(msg.path)
+    raw = msg.value.raw
+    size = 4 + len(path) + len(raw)
+    if size > MAX_PAYLOAD:
+        raise _too_large(msg, size)
+    return b"".join((_pack_head_id(_SYNC, size, msg.code, msg.sub), path, b"\0", raw))
+
+
+def _enc_path_only(msg: m.StateNotifyUnknown | m.SubtreeUnknown) -> bytes:
     path = _path_bytes(msg.path)
     size = 2 + len(path)
     if size > MAX_PAYLOAD:
@@ -420,7 +436,9 @@ def _enc_path_only(msg: m.StateNotifyUnknown) -> bytes:
     return _pack_head(_SYNC, size, msg.code) + path + b"\0"
 
 
-def _enc_path_value(msg: m.EventNotify | m.StateNotify) -> bytes:
+def _enc_path_value(
+    msg: m.EventNotify | m.StateNotify | m.SubtreeEvent | m.SubtreeChanged,
+) -> bytes:
     path = _path_bytes(msg.path)
     raw = msg.value.raw
     size = 2 + len(path) + len(raw)
@@ -443,6 +461,10 @@ _ENCODERS: Final[dict[type, _Encoder]] = {
     m.EventNotify: _enc_path_value,
     m.StateNotify: _enc_path_value,
     m.StateNotifyUnknown: _enc_path_only,
+    m.SubtreeEvent: _enc_path_value,
+    m.SubtreeChanged: _enc_path_value,
+    m.SubtreeUnknown: _enc_path_only,
+    m.SubtreeSnapshot: _enc_snapshot,
     **dict.fromkeys(_ID_PATH, _enc_id_path),
     **{cls: _enc_id_path_value for cls in _ID_PATH_VALUE if cls is not m.ActionCall},
     **{cls: _enc_id_value("body") for cls in _ID_BODY},

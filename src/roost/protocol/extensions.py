@@ -1,9 +1,13 @@
-"""Messages of roost's lease extension (protocol.md Part II, E3 and E7).
+"""Messages of roost's extensions: leases (protocol.md Part II, E3 and E7) and subtree
+subscriptions (E12).
 
 Rules of this module:
 
 - One frozen, slotted dataclass per extension message, shaped like the ESHET ones in
   :mod:`roost.protocol.messages`, which re-exports every name here.
+- Subtree pushes are laid out like ESHET notifications (a path and the value bytes), so the
+  broker encodes one frame per notification for every subscriber; the snapshot push also names
+  the subscription it belongs to.
 - Requests (client to broker) and guarded forwards (broker to owner) carry ``id`` and ``body``;
   pushes carry only ``body``. ``body`` is the msgpack map as a
   :class:`~roost.protocol.values.Value`; its fields are the broker's and the client's business.
@@ -34,6 +38,13 @@ __all__ = (
     "LeaseTake",
     "LeaseValidate",
     "LeaseWaitEnded",
+    "SubtreeCancel",
+    "SubtreeChanged",
+    "SubtreeEvent",
+    "SubtreeListen",
+    "SubtreeObserve",
+    "SubtreeSnapshot",
+    "SubtreeUnknown",
 )
 
 
@@ -176,3 +187,66 @@ class GuardedSet:
     code: ClassVar[int] = 0x69
     id: int
     body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class SubtreeListen:
+    """C→S extension: listen to every event whose path matches a pattern."""
+
+    code: ClassVar[int] = 0x78
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class SubtreeObserve:
+    """C→S extension: observe every state whose path matches a pattern (snapshot first)."""
+
+    code: ClassVar[int] = 0x79
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class SubtreeCancel:
+    """C→S extension: end a subtree subscription."""
+
+    code: ClassVar[int] = 0x7A
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class SubtreeEvent:
+    """S→C extension push: an event matching a subtree listen was emitted."""
+
+    code: ClassVar[int] = 0x7C
+    path: str
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class SubtreeChanged:
+    """S→C extension push: a state matching a subtree observe changed."""
+
+    code: ClassVar[int] = 0x7D
+    path: str
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class SubtreeUnknown:
+    """S→C extension push: a state matching a subtree observe became unknown."""
+
+    code: ClassVar[int] = 0x7E
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubtreeSnapshot:
+    """S→C extension push: the current value of one state, for one new subtree observe."""
+
+    code: ClassVar[int] = 0x7F
+    sub: int
+    path: str
+    value: Value

@@ -34,6 +34,13 @@ from roost.protocol.extensions import (
     LeaseTake,
     LeaseValidate,
     LeaseWaitEnded,
+    SubtreeCancel,
+    SubtreeChanged,
+    SubtreeEvent,
+    SubtreeListen,
+    SubtreeObserve,
+    SubtreeSnapshot,
+    SubtreeUnknown,
 )
 from roost.protocol.values import Value
 
@@ -92,6 +99,13 @@ __all__ = (
     "StateRegister",
     "StateSet",
     "StateUnknown",
+    "SubtreeCancel",
+    "SubtreeChanged",
+    "SubtreeEvent",
+    "SubtreeListen",
+    "SubtreeObserve",
+    "SubtreeSnapshot",
+    "SubtreeUnknown",
     "Unknown",
     "UnknownT",
     "UnknownType",
@@ -454,6 +468,13 @@ Message: TypeAlias = (
     | LeaseWaitEnded
     | GuardedCall
     | GuardedSet
+    | SubtreeListen
+    | SubtreeObserve
+    | SubtreeCancel
+    | SubtreeEvent
+    | SubtreeChanged
+    | SubtreeUnknown
+    | SubtreeSnapshot
 )
 
 #: Messages that carry a request id and expect a reply.
@@ -488,6 +509,9 @@ Request: TypeAlias = (
     | LeaseSet
     | GuardedCall
     | GuardedSet
+    | SubtreeListen
+    | SubtreeObserve
+    | SubtreeCancel
 )
 
 #: Message class by type byte.
@@ -499,11 +523,11 @@ def _codes(text: str) -> frozenset[int]:
 
 
 #: Type bytes only the broker may send (a client sending one is closed, protocol.md §5, E7).
-SERVER_ONLY: Final = _codes("03 04 07 08 0a 0b 21 22 33 44 45 47 60 61 62 68 69")
+SERVER_ONLY: Final = _codes("03 04 07 08 0a 0b 21 22 33 44 45 47 60 61 62 68 69 7c 7d 7e 7f")
 
 #: Type bytes only a client may send (a broker sending one is a protocol error).
 CLIENT_ONLY: Final = _codes(
-    "01 02 09 10 20 23 24 30 31 32 40 41 42 43 46 50 51 52 53 54 55 56 57 58 59 5a"
+    "01 02 09 10 20 23 24 30 31 32 40 41 42 43 46 50 51 52 53 54 55 56 57 58 59 5a 78 79 7a"
 )
 
 #: Type bytes of roost's extension (Part II); never sent to a peer that did not opt in.
