@@ -18,8 +18,10 @@
     │       └── LeaseWaitTimeout  also a TimeoutError
     ├── LeaseLost                 a held lease ended (``.reason``)
     ├── LeasesUnsupported         the broker is a plain ESHET server without the lease extension
-    └── ConfigError               a broker configuration file or setting cannot be used
-                                  (also a ValueError; names the file, line and key)
+    ├── ConfigError               a broker configuration file or setting cannot be used
+    │                             (also a ValueError; names the file, line and key)
+    ├── SubtreeUnsupported        the broker does not offer subtree subscriptions
+    └── StoreError                the broker's store file cannot be read or written (names it)
 
 Local misuse and remote garbage live on separate branches: a ``ProtocolError`` always means the
 peer sent something wrong, a ``LocalProtocolError`` always means this process did.
@@ -54,6 +56,8 @@ __all__ = (
     "ResourceLimit",
     "Revoked",
     "RoostError",
+    "StoreError",
+    "SubtreeUnsupported",
     "TimeoutRequired",
     "Unmanaged",
     "WaitLimit",
@@ -290,3 +294,12 @@ def lease_error_for(reply: dict[str, Any]) -> LeaseError:
     status = reply.get("status")
     cls = _BY_STATUS.get(status, LeaseError) if isinstance(status, str) else LeaseError
     return cls(reply)
+
+
+class SubtreeUnsupported(RoostError):
+    """The broker does not offer subtree subscriptions (a plain ESHET server)."""
+
+
+class StoreError(RoostError):
+    """The broker's store of values (in its state dir) cannot be read or written; the message
+    names the file. A broker refuses to start rather than drop stored values it cannot read."""

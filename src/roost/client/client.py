@@ -29,6 +29,7 @@ from roost.client.registrations import (
 )
 from roost.client.replay import record_observe
 from roost.client.streams import Subscription
+from roost.client.subtree_verbs import SubtreeVerbs
 from roost.errors import Disconnected, RemoteError
 from roost.protocol import messages as m
 from roost.protocol.messages import Unknown
@@ -89,7 +90,7 @@ class StateHandle:
         return entry.value.obj
 
 
-class Client(LeaseVerbs):
+class Client(LeaseVerbs, SubtreeVerbs):
     """An ESHET-compatible client of a roost broker, for asyncio and trio (via anyio).
 
     Use it as ``async with Client("/home/") as client:``; entering waits for the first

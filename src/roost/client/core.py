@@ -41,7 +41,8 @@ from roost.client.leases import Lease, LeaseBook
 from roost.client.link import Link
 from roost.client.reconnect import Backoff, describe_failure, is_retryable
 from roost.client.registrations import Registrations
-from roost.client.replay import forget_values, replay
+from roost.client.replay import forget_values, replay, replay_subtrees
+from roost.client.subtrees import SubtreeBook
 from roost.errors import ConnectFailed, ConnectionClosed, Disconnected, NoLease, RemoteError
 from roost.protocol import messages as m
 from roost.protocol.messages import Unknown
@@ -92,6 +93,8 @@ class ClientCore:
         self._fatal: BaseException | None = None
         self._last_error: BaseException | None = None
         self._lease_capable = False
+        self._subtree_capable = False
+        self._subtrees = SubtreeBook()
         self._broker_info: dict[str, Any] | None = None
         self._changed = anyio.Event()
         self._ping_wakeup = anyio.Event()
@@ -278,6 +281,9 @@ class ClientCore:
                     with anyio.fail_after(self.timeout.ping_timeout + 5):
                         await self._handshake(link)
                     await replay(link, self._regs, self._gen, leases=self._lease_capable)
+                    await replay_subtrees(
+                        link, self._subtrees, self._gen, capable=self._subtree_capable
+                    )
                 except Exception as exc:
                     link.close(exc)
                     return exc, ready
@@ -303,6 +309,7 @@ class ClientCore:
         self._leases.link_lost()
         if not self._closed:
             forget_values(self._regs)
+            self._subtrees.link_lost()
 
     async def _handshake(self, link: Link) -> None:
         server_timeout = self.timeout.server_timeout
@@ -318,9 +325,11 @@ class ClientCore:
             extensions = info.get("extensions")
             self._broker_info = info
             self._lease_capable = isinstance(extensions, dict) and extensions.get("lease") == 1
+            self._subtree_capable = isinstance(extensions, dict) and extensions.get("subtree") == 1
         else:
             self._broker_info = None
             self._lease_capable = False
+            self._subtree_capable = False
 
     async def _pinger(self, link: Link) -> None:
         """Ping after ``idle_ping`` seconds without sending (while holding a lease, at least
@@ -415,6 +424,10 @@ class ClientCore:
             msg, (m.ActionCall, m.PropGet, m.PropSet, m.StateSet, m.GuardedCall, m.GuardedSet)
         ):
             serve_request(link, tg, self._regs, msg)
+        elif isinstance(
+            msg, (m.SubtreeEvent, m.SubtreeChanged, m.SubtreeUnknown, m.SubtreeSnapshot)
+        ):
+            self._subtrees.on_push(msg)
         elif isinstance(msg, m.LeaseGranted):
             self._leases.on_push("granted", msg.body.obj)
         elif isinstance(msg, m.LeaseRevoked):

@@ -18,11 +18,12 @@ from typing import Any
 
 from roost.client.link import Link
 from roost.client.registrations import Kind, Registrations, Subscriber
+from roost.client.subtrees import SubtreeBook
 from roost.protocol import messages as m
 from roost.protocol.messages import Unknown
 from roost.protocol.values import Value
 
-__all__ = ("forget_values", "record_observe", "replay")
+__all__ = ("forget_values", "record_observe", "replay", "replay_subtrees")
 
 log = logging.getLogger("roost.client")
 
@@ -87,6 +88,22 @@ async def _replay_one(
     guard.gen = gen
     body = Value.of({"path": path, "resource": guard.resource})
     return await link.request(lambda rid: m.LeaseGuard(rid, body))
+
+
+async def replay_subtrees(link: Link, book: SubtreeBook, gen: int, *, capable: bool) -> None:
+    """Send every subtree subscription not yet sent on ``link`` (generation ``gen``). Without
+    the extension (``capable`` false) they are logged and forgotten; so are refused ones."""
+    while pending := book.pending(gen):
+        for entry in pending:
+            if not capable:
+                log.warning("subtree %s %s dropped: not offered", entry.kind, entry.pattern)
+                book.remove(entry)
+                continue
+            entry.gen = gen
+            reply = await link.request(entry.request, entry.started)
+            if isinstance(reply, m.ReplyError):
+                log.warning("subtree %s %s refused: %r", entry.kind, entry.pattern, reply.value.obj)
+                book.remove(entry)
 
 
 def record_observe(

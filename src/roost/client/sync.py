@@ -382,6 +382,26 @@ class SyncClient:
         assert self._portal is not None
         return SyncSubscription(self._portal, self._run(self.client.state_observe_iter, path))
 
+    # -- subtrees ------------------------------------------------------------------------------
+
+    def subtree_listen(self, pattern: str) -> SyncSubscription:
+        """``with client.subtree_listen("/house/**") as events: for path, value in events: ...``"""
+        assert self._portal is not None
+        return SyncSubscription(self._portal, self._run(self.client.subtree_listen, pattern))
+
+    def subtree_observe(self, pattern: str) -> SyncSubscription:
+        """``with client.subtree_observe("/house/**") as states: for path, value in states:``"""
+        assert self._portal is not None
+        return SyncSubscription(self._portal, self._run(self.client.subtree_observe, pattern))
+
+    def subtree_listen_cb(self, pattern: str, callback: Callable[[str, Any], Any]) -> None:
+        """Blocking :meth:`Client.subtree_listen_cb` (same arguments, results and errors)."""
+        self._run(self.client.subtree_listen_cb, pattern, _threaded(callback))
+
+    def subtree_observe_cb(self, pattern: str, callback: Callable[[str, Any], Any]) -> None:
+        """Blocking :meth:`Client.subtree_observe_cb` (same arguments, results and errors)."""
+        self._run(self.client.subtree_observe_cb, pattern, _threaded(callback))
+
     # -- leases --------------------------------------------------------------------------------
 
     def lease(
