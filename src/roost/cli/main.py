@@ -252,23 +252,49 @@ def observe(ctx: click.Context, path: str, count: int | None) -> int:
 
     The first line is the current value; an unknown state prints `unknown` (with --json:
     {"path": ..., "known": false}). Ctrl-C or SIGTERM exits 0.
+
+    A pattern (`/house/**` for any depth below /house, `+` for one segment) observes every
+    state it matches: first one `path value` line per known state, then one per change
+    (with --json: {"path": ..., "known": ..., "value": ...}).
     """
     settings = settings_of(ctx)
     out = Output(settings)
 
-    async def body() -> None:
-        def show(value: Any) -> None:
-            if value is Unknown:
-                out.record({"path": path, "known": False}, "unknown")
-            else:
-                out.record({"path": path, "known": True, "value": value}, format_value(value))
+    def show_at(at: str, value: Any, prefix: str) -> None:
+        if value is Unknown:
+            out.record({"path": at, "known": False}, f"{prefix}unknown")
+        else:
+            out.record({"path": at, "known": True, "value": value}, prefix + format_value(value))
 
+    async def body() -> None:
         async with connected(settings) as client, AsyncExitStack() as stack:
+            if _is_pattern(path):
+                pairs = await enter_within(settings, stack, client.subtree_observe(path))
+                verbose_note(settings, f"observing {path}")
+                await print_stream(
+                    pairs, lambda pair: show_at(pair[0], pair[1], f"{pair[0]} "), count
+                )
+                return
             values = await enter_within(settings, stack, client.state_observe_iter(path))
             verbose_note(settings, f"observing {path}")
-            await print_stream(values, show, count)
+            await print_stream(values, lambda value: show_at(path, value, ""), count)
 
+    if (refused := _check_pattern(path)) is not None:
+        return refused
     return run(settings, lambda: until_interrupted(body), stream=True)
+
+
+def _is_pattern(path: str) -> bool:
+    return any(mark in path for mark in "+*#")
+
+
+def _check_pattern(path: str) -> int | None:
+    """Refuse MQTT's ``#`` before connecting, with the roost spelling; ``None`` if fine."""
+    if "#" in path:
+        hint = path.replace("#", "**")
+        error(f"'#' is not a wildcard in roost: use {hint} (any depth) or + (one segment)")
+        return EXIT_USAGE
+    return None
 
 
 @cli.command()
@@ -280,19 +306,35 @@ def listen(ctx: click.Context, path: str, count: int | None) -> int:
     """Print each value emitted on the event at PATH, until Ctrl-C.
 
     One value per line (with --json: {"path": ..., "value": ...}). Ctrl-C or SIGTERM exits 0.
+
+    A pattern (`/house/**` for any depth below /house, `+` for one segment) listens to every
+    event it matches, events registered later included, printing `path value` lines.
     """
     settings = settings_of(ctx)
     out = Output(settings)
 
     async def body() -> None:
-        def show(value: Any) -> None:
-            out.record({"path": path, "value": value}, format_value(value))
-
         async with connected(settings) as client, AsyncExitStack() as stack:
+            if _is_pattern(path):
+                pairs = await enter_within(settings, stack, client.subtree_listen(path))
+                verbose_note(settings, f"listening to {path}")
+
+                def show_pair(pair: tuple[str, Any]) -> None:
+                    at, value = pair
+                    out.record({"path": at, "value": value}, f"{at} {format_value(value)}")
+
+                await print_stream(pairs, show_pair, count)
+                return
             values = await enter_within(settings, stack, client.event_listen(path))
             verbose_note(settings, f"listening to {path}")
+
+            def show(value: Any) -> None:
+                out.record({"path": path, "value": value}, format_value(value))
+
             await print_stream(values, show, count)
 
+    if (refused := _check_pattern(path)) is not None:
+        return refused
     return run(settings, lambda: until_interrupted(body), stream=True)
 
 

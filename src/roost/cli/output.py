@@ -473,9 +473,13 @@ def exit_code_for(exc: BaseException, settings: Settings) -> tuple[int, str]:
     address = settings.address
     if isinstance(exc, errors.LeasesUnsupported):
         return EXIT_REMOTE, f"the broker at {address} does not offer leases"
+    if isinstance(exc, errors.SubtreeUnsupported):
+        return EXIT_REMOTE, f"the broker at {address} does not offer subtree subscriptions"
     if isinstance(exc, errors.RemoteError):
         value = exc.value
         text = str(exc) if isinstance(exc, errors.LeaseError) else None
+        if text is None and isinstance(value, dict) and isinstance(value.get("reason"), str):
+            text = f"{value.get('status')}: {value['reason']}"
         if text is None:
             text = value if isinstance(value, str) else format_value(value)
         return EXIT_REMOTE, text
