@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from roost.broker.leases.config import LeaseConfigError, parse_lease_config
+from roost.broker.storefile import parse_store_section
 from roost.errors import ConfigError
 
 __all__ = (
@@ -175,6 +176,7 @@ def _parse_http(value: object, where: Where) -> HttpConfig:
 SECTIONS: dict[str, Callable[[object, Where], Any]] = {
     "leases": _parse_leases,
     "http": _parse_http,
+    "store": parse_store_section,
 }
 
 

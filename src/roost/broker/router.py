@@ -90,6 +90,9 @@ class Router:
         self.disconnect_hooks: list[Callable[[Session, str, float], None]] = []
         self.leases_held: Callable[[Session], int] = lambda session: 0
         self.stop_hooks: list[Callable[[float], None]] = []
+        #: Stored values (``roost.broker.store``): takes a ``set`` of a path without an owner
+        #: and returns ``True`` if it answered it.
+        self.store_set: Callable[[Session, m.Set, Node[Session] | None, float], bool] | None = None
         self.meta = meta.Meta(self, now)
         self._dispatch: dict[type, Callable[[Session, Any, float], None]] = {
             m.Ping: self._ping,
@@ -398,6 +401,11 @@ class Router:
             session.push(frames.err(msg.id, "path_is_wrong_type"))
 
     def _set(self, session: Session, msg: m.Set, now: float) -> None:
+        store_set = self.store_set
+        if store_set is not None:
+            found = self.tree.nodes.get(msg.path)
+            if (found is None or found.owner is None) and store_set(session, msg, found, now):
+                return
         node = self._lookup(session, msg.id, msg.path)
         if node is None:
             return

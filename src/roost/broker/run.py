@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from roost.broker.gateway import DEFAULT_HTTP_PORT
 from roost.broker.server import DEFAULT_MAX_OUTBOUND, DEFAULT_PORT, Broker
+from roost.broker.storefile import StoreSettings
 
 __all__ = (
     "LOOPS",
@@ -160,6 +161,7 @@ def serve(
     max_outbound: int = DEFAULT_MAX_OUTBOUND,
     loop: str = "auto",
     http_port: int | None = DEFAULT_HTTP_PORT,
+    store: StoreSettings | None = None,
     **options: Any,
 ) -> None:
     """Run a broker in the foreground until SIGINT or SIGTERM, then close every connection and
@@ -173,6 +175,8 @@ def serve(
         loop: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop`` (:func:`loop_factory`).
         http_port: the HTTP and websocket gateway's port on ``host`` (dashboard, HTTP and
             ``/ws`` API, ``/metrics``); 0 picks a free one; ``None`` runs no gateway.
+        store: stored values (:class:`~roost.broker.storefile.StoreSettings`), kept in
+            ``state_dir``.
         **options: lease settings (``state_dir``, ``audit_file``, ``lease_config``,
             ``resources``, ``ttl_max``, ``max_resources``, ``max_waits``; see :class:`Broker`).
 
@@ -183,6 +187,8 @@ def serve(
     """
     factory = loop_factory(loop)
     configure_logging(log_level, log_format)
-    broker = Broker(host, port, max_outbound=max_outbound, http_port=http_port, **options)
+    broker = Broker(
+        host, port, max_outbound=max_outbound, http_port=http_port, store=store, **options
+    )
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(_run(broker))

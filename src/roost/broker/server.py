@@ -35,6 +35,8 @@ from roost.broker.gateway import Gateway
 from roost.broker.leases import install_leases
 from roost.broker.router import Router
 from roost.broker.session import Session
+from roost.broker.store import Store, install_store
+from roost.broker.storefile import StoreSettings
 from roost.errors import FramingError
 from roost.protocol.codec import split_request
 from roost.protocol.values import unpack
@@ -233,6 +235,18 @@ class _Hooks:
         loop = self.loop
         loop.call_later(delay, lambda: callback(loop.time()))
 
+    def offload(
+        self, work: Callable[[], None], done: Callable[[BaseException | None, float], None]
+    ) -> None:
+        """Run ``work`` in a worker thread, then ``done(error, now)`` on the loop."""
+        loop = self.loop
+
+        def finished(future: asyncio.Future[None]) -> None:
+            if not future.cancelled():
+                done(future.exception(), loop.time())
+
+        loop.run_in_executor(None, work).add_done_callback(finished)
+
 
 def _client_repr(session: Session) -> str:
     if session.client_id is None:
@@ -345,6 +359,7 @@ class Broker:
         http_port: the port of the HTTP and websocket gateway (dashboard, eshetsrv's HTTP and
             ``/ws`` API, ``/metrics``) on the same host; 0 picks a free one; ``None`` (the
             default of an embedded broker) runs no gateway. ``roost serve`` uses 11237.
+        store: stored values (the ``[store]`` section); they live in ``state_dir``.
         **options: lease settings: ``state_dir``, ``audit_file``, ``lease_config`` (a TOML
             file or a ``LeaseConfig``), ``resources``, ``ttl_max``, ``max_resources`` and
             ``max_waits`` (these four override the file); checked at :meth:`start`.
@@ -360,6 +375,7 @@ class Broker:
         *,
         max_outbound: int = DEFAULT_MAX_OUTBOUND,
         http_port: int | None = None,
+        store: StoreSettings | None = None,
         **options: Any,
     ) -> None:
         unknown = set(options) - _LEASE_OPTIONS
@@ -374,6 +390,9 @@ class Broker:
         self.http_port = http_port
         #: The HTTP and websocket gateway while it runs (``http_port`` given).
         self.gateway: Gateway | None = None
+        self.store_settings = store
+        #: The stored values, once started with ``store`` settings.
+        self.store: Store | None = None
         self._server: asyncio.Server | None = None
         self._hooks: _Hooks | None = None
         self._router: Router | None = None
@@ -408,6 +427,16 @@ class Broker:
         loop = asyncio.get_running_loop()
         self._hooks = _Hooks(self, loop)
         self._router = Router(self._hooks, loop.time(), max_outbound=self.max_outbound)
+        if self.store_settings is not None:
+            # Before the lease layer opens its files: a store that cannot load stops start-up
+            # with nothing to clean up.
+            self.store = install_store(
+                self._router,
+                self.store_settings,
+                self.options.get("state_dir"),
+                self._hooks.offload,
+                loop.time(),
+            )
         install_leases(
             self._router,
             wall_offset=time.time() - loop.time(),

@@ -14,14 +14,19 @@ Rules of this module:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import traceback
+from typing import TYPE_CHECKING
 
 import click
 from click.core import ParameterSource
 
 from roost.cli.main import ByteSize
 from roost.cli.output import EXIT_OK, EXIT_REMOTE, EXIT_USAGE, error, settings_of, verbose_option
+
+if TYPE_CHECKING:
+    from roost.broker.storefile import StoreSettings
 
 __all__ = ("serve",)
 
@@ -131,6 +136,19 @@ def _finite_seconds(
     default=None,
     help="Queued acquires one connection may have at once [default: the file's, else 1000].",
 )
+@click.option(
+    "--store",
+    "store_patterns",
+    metavar="PATTERN",
+    multiple=True,
+    help="Keep values set under PATTERN (e.g. '/store/**') across restarts, in --state-dir "
+    "(repeatable; replaces the file's [store] create list).",
+)
+@click.option(
+    "--store-fsync/--no-store-fsync",
+    default=None,
+    help="Flush each stored set to disk before acknowledging it [default: the file's, else on].",
+)
 @verbose_option
 @click.pass_context
 def serve(
@@ -150,6 +168,8 @@ def serve(
     ttl_max: float | None,
     max_resources: int | None,
     max_waits: int | None,
+    store_patterns: tuple[str, ...],
+    store_fsync: bool | None,
 ) -> int:
     """Run a broker until interrupted (Ctrl-C or SIGTERM stops it cleanly).
 
@@ -170,6 +190,7 @@ def serve(
             file = load_config(config_file)
         # --lease-config replaces the file's [leases] section as a whole.
         config = load_lease_config(lease_config) if lease_config else file.get("leases")
+        store = _store_settings(file.get("store"), store_patterns, store_fsync)
     except ConfigError as exc:
         if settings.verbose:
             traceback.print_exc()
@@ -194,6 +215,7 @@ def serve(
             ttl_max=ttl_max,
             max_resources=max_resources,
             max_waits=max_waits,
+            store=store,
         )
     except KeyboardInterrupt:
         return EXIT_OK  # a second Ctrl-C during shutdown: still a stop the user asked for
@@ -203,6 +225,33 @@ def serve(
         error(f"cannot serve on {host}:{port}: {_reason(exc)}")
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_REMOTE
     return EXIT_OK
+
+
+def _store_settings(
+    file: StoreSettings | None, patterns: tuple[str, ...], fsync: bool | None
+) -> StoreSettings | None:
+    """The file's ``[store]`` settings with the flags applied; ``None`` when nothing is stored.
+
+    Raises:
+        ConfigError: a ``--store`` pattern is not a valid pattern.
+    """
+    from roost.broker.storefile import StoreSettings  # noqa: PLC0415
+    from roost.broker.subtree import PatternError, parse_pattern  # noqa: PLC0415
+    from roost.errors import ConfigError  # noqa: PLC0415
+
+    if file is None and not patterns:
+        return None
+    settings = file if file is not None else StoreSettings()
+    for pattern in patterns:
+        try:
+            parse_pattern(pattern)
+        except PatternError as exc:
+            raise ConfigError("--store", None, str(exc)) from exc
+    if patterns:
+        settings = dataclasses.replace(settings, create=patterns)
+    if fsync is not None:
+        settings = dataclasses.replace(settings, fsync=fsync)
+    return settings
 
 
 def _reason(exc: Exception) -> str:
