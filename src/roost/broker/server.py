@@ -233,7 +233,11 @@ class _Hooks:
 
     def call_later(self, delay: float, callback: Callable[[float], None]) -> None:
         loop = self.loop
-        loop.call_later(delay, lambda: callback(loop.time()))
+        if delay <= 0:
+            # Next loop iteration, without a timer (uvloop's timers tick in milliseconds).
+            loop.call_soon(lambda: callback(loop.time()))
+        else:
+            loop.call_later(delay, lambda: callback(loop.time()))
 
     def offload(
         self, work: Callable[[], None], done: Callable[[BaseException | None, float], None]

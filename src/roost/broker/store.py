@@ -12,7 +12,9 @@ Rules of this module:
   worker thread, and only then are the values applied, the observers notified and the ``ok``
   replies sent, in the order the sets arrived. The loop never waits for the disk; one write
   is in flight at a time, and sets that arrive meanwhile form the next batch. A value is
-  visible (``get``, observers) only once it is durable.
+  visible (``get``, observers) only once it is durable. With ``fsync = false`` the batch is
+  written on the loop itself (a copy into the page cache, atomic by rename, but not durable
+  against power loss).
 - A write that fails answers every set of its batch with ``store_failed`` and changes nothing.
 - Limits are checked when the set arrives: ``value_too_large`` above ``max_value``,
   ``store_full`` when the stored values would pass ``max_total``.
@@ -148,8 +150,17 @@ class Store:
         values = dict(self.values)
         for _, _, path, raw in batch:
             values[path] = raw
+        if not self.settings.fsync:
+            # Without fsync a write is a copy into the page cache: done here, no thread hop.
+            error: OSError | None = None
+            try:
+                write_store(self.directory, values, fsync=False)
+            except OSError as exc:
+                error = exc
+            self._written(batch, values, error, now)
+            return
         self._in_flight = True
-        work = partial(write_store, self.directory, values, self.settings.fsync)
+        work = partial(write_store, self.directory, values, True)
         self._offload(work, partial(self._written, batch, values))
 
     def _written(
