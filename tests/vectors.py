@@ -163,6 +163,23 @@ SPEC_EXAMPLES: tuple[Vector, ...] = (
         "47 00 0e 05 00 01 81 a6 73 74 61 74 75 73 a2 4f 4b",
         m.ReplyOk(1, Value(_hex("81 a6 73 74 61 74 75 73 a2 4f 4b"))),
     ),
+    _v(
+        "subtree_observe /h/**",
+        "47 00 17 79 00 01 82 a3 73 75 62 00 a7 70 61 74 74 65 72 6e a5 2f 68 2f 2a 2a",
+        m.SubtreeObserve(
+            1, Value(_hex("82 a3 73 75 62 00 a7 70 61 74 74 65 72 6e a5 2f 68 2f 2a 2a"))
+        ),
+    ),
+    _v(
+        "subtree_snapshot /h/t",
+        "47 00 09 7f 00 00 2f 68 2f 74 00 15",
+        m.SubtreeSnapshot(0, "/h/t", Value(_hex("15"))),
+    ),
+    _v(
+        "subtree_observe reply",
+        "47 00 16 05 00 01 82 a6 73 74 61 74 75 73 a2 4f 4b a6 73 74 61 74 65 73 01",
+        m.ReplyOk(1, Value(_hex("82 a6 73 74 61 74 75 73 a2 4f 4b a6 73 74 61 74 65 73 01"))),
+    ),
 )
 
 VECTORS: tuple[Vector, ...] = ESHET_VECTORS + EXTENSION_VECTORS + SPEC_EXAMPLES
