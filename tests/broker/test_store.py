@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,16 @@ fsync = false
             parse_config(f"[store]\n{line}\n", "roost.toml")
         assert info.value.key == key
         assert info.value.line == 2
+
+
+async def test_failed_write_answers_store_failed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with store_broker(state) as broker:
+        async with await connect(broker.port) as a:
+            assert await a.request(m.Set(1, "/store/a", v(1))) == ok(1)
+            shutil.rmtree(state)
+            assert await a.request(m.Set(2, "/store/a", v(2))) == err(2, "store_failed")
+            assert await a.request(m.Get(3, "/store/a")) == ok(3, 1)
+            state.mkdir()
+            assert await a.request(m.Set(4, "/store/a", v(4))) == ok(4)
+    assert read_store(state) == {"/store/a": v(4).raw}

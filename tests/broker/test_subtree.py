@@ -202,3 +202,29 @@ async def test_subscriber_disconnect_forgets_it(broker_thread: BrokerThread) -> 
         node = broker_thread.broker.router.tree.nodes["/q/e"]
         assert node.watchers == ()
         await owner.call_ok(m.EventEmit(owner.next_id(), "/q/e", v(1)))
+
+
+async def test_permit_decides_at_subscription_time(broker_thread: BrokerThread) -> None:
+    """The access-control hook is asked once per subscription; its predicate filters the
+    snapshot and the stream, nodes created later included."""
+    asked: list[tuple[str, str]] = []
+
+    def permit(session: object, pattern: str, kind: str) -> Any:
+        asked.append((pattern, kind))
+        return lambda path: not path.startswith("/p/secret")
+
+    index = broker_thread.broker.router.subtrees
+    broker_thread.call(setattr, index, "permit", permit)
+    async with await connect(broker_thread.port) as owner, await connect(broker_thread.port) as sub:
+        await owner.register("state", "/p/open")
+        await owner.register("state", "/p/secret")
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/p/open", v(1)))
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/p/secret", v(2)))
+        assert await observe(sub, 1, "/p/**") == [m.SubtreeSnapshot(1, "/p/open", v(1))]
+        await owner.register("state", "/p/secret2")
+        await owner.register("state", "/p/open2")
+        for path in ("/p/secret", "/p/secret2", "/p/open2"):
+            await owner.call_ok(m.StateChanged(owner.next_id(), path, v(3)))
+        assert await sub.recv() == m.SubtreeChanged("/p/open2", v(3))
+        await sub.expect_silence(0.2)
+    assert asked == [("/p/**", "state")]

@@ -200,6 +200,9 @@ def serve(
     http = file.get("http")
     if http is not None and ctx.get_parameter_source("http_port") is ParameterSource.DEFAULT:
         http_port = http.port
+    if store is not None and state_dir is None:
+        error("stored values ([store] or --store) need --state-dir")
+        return EXIT_USAGE
     try:
         run_broker(
             host=host,
