@@ -228,3 +228,15 @@ async def test_permit_decides_at_subscription_time(broker_thread: BrokerThread) 
         assert await sub.recv() == m.SubtreeChanged("/p/open2", v(3))
         await sub.expect_silence(0.2)
     assert asked == [("/p/**", "state")]
+
+
+async def test_huge_bad_pattern_gets_a_short_error(broker_thread: BrokerThread) -> None:
+    async with await connect(broker_thread.port) as sub:
+        pattern = "/a" * 20000 + "/-"
+        reply = await sub.request(m.SubtreeListen(9, body(sub=1, pattern=pattern)))
+        assert isinstance(reply, m.ReplyError)
+        assert reply.value.obj["status"] == "invalid_pattern"
+        assert len(reply.value.obj["reason"]) < 200
+        deep = "/a" * 20000 + "/**"  # valid: thousands of segments, walked without recursion
+        await listen(sub, 2, deep)
+        await sub.assert_open()

@@ -41,25 +41,31 @@ class PatternError(ValueError):
     """A pattern that is not a path with ``+`` segments and an optional final ``**``."""
 
 
+def _shown(text: str) -> str:
+    """``text`` quoted for an error message, cut short (a reply must fit one frame)."""
+    return repr(text) if len(text) <= 80 else repr(text[:77] + "...")
+
+
 def parse_pattern(pattern: str) -> tuple[str, ...]:
     """The segments of a subscription pattern.
 
     Raises:
         PatternError: not a valid pattern; the message says why (MQTT's ``#`` gets a hint).
     """
+    shown = _shown(pattern)
     if "#" in pattern:
-        raise PatternError(f"{pattern!r}: '#' is not a wildcard here; use /** for any depth")
+        raise PatternError(f"{shown}: '#' is not a wildcard here; use /** for any depth")
     if not pattern.startswith("/") or pattern == "/":
-        raise PatternError(f"{pattern!r}: a pattern starts with / and has a segment")
+        raise PatternError(f"{shown}: a pattern starts with / and has a segment")
     segments = tuple(pattern[1:].split("/"))
     last = len(segments) - 1
     for index, segment in enumerate(segments):
         if segment == "+" or (segment == "**" and index == last):
             continue
         if segment == "**":
-            raise PatternError(f"{pattern!r}: ** may only be the last segment")
+            raise PatternError(f"{shown}: ** may only be the last segment")
         if _SEGMENT.fullmatch(segment) is None:
-            raise PatternError(f"{pattern!r}: bad segment {segment!r}")
+            raise PatternError(f"{shown}: bad segment {_shown(segment)}")
     return segments
 
 

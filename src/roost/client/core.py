@@ -510,5 +510,6 @@ class ClientCore:
             "listens": len(regs.listens),
             "observes": len(regs.observes),
             "leases": self._leases.count,
+            "subtrees": len(self._subtrees.entries),
             "waiting": self._link.statistics()["waiting"] if self._link is not None else 0,
         }
