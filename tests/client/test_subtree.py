@@ -147,6 +147,7 @@ def test_sync_subtree(broker_thread: BrokerThread) -> None:
         owner.state_register("/s/a")
         owner.state_changed("/s/a", 1)
         with watcher.subtree_observe("/s/**") as states:
+            assert watcher.subtree_available
             assert states.get(WAIT) == ("/s/a", 1)
             owner.state_changed("/s/a", 2)
             assert states.get(WAIT) == ("/s/a", 2)

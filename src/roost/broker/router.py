@@ -18,7 +18,8 @@ Rules of this module:
 - State owner updates, observes and ``publish_state`` live in :mod:`roost.broker.states`,
   plain functions bound into the dispatch table; they follow these rules too.
 - Extension hook points: ``handle_extension``, ``hello_hooks``, ``disconnect_hooks``,
-  ``leases_held``, ``Node.guard``, ``publish_state`` / ``publish_event``.
+  ``leases_held``, ``Node.guard``, ``publish_state`` / ``publish_event``, ``store_set``, and
+  ``subtrees.permit`` (what a subtree subscription may see, decided when it is made).
 """
 
 from __future__ import annotations

@@ -384,6 +384,11 @@ class SyncClient:
 
     # -- subtrees ------------------------------------------------------------------------------
 
+    @property
+    def subtree_available(self) -> bool:
+        """Whether the broker offers subtree subscriptions (known once connected)."""
+        return self.client.subtree_available
+
     def subtree_listen(self, pattern: str) -> SyncSubscription:
         """``with client.subtree_listen("/house/**") as events: for path, value in events: ...``"""
         assert self._portal is not None
