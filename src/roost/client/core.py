@@ -15,9 +15,12 @@ Rules of this module:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import logging
 import math
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from time import monotonic
@@ -26,8 +29,8 @@ from typing import Any, Self
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from roost.client.aiolink import connect_asyncio
 from roost.client.config import (
     TimeoutConfig,
     default_server,
@@ -35,7 +38,7 @@ from roost.client.config import (
     parse_server,
     resolve_path,
 )
-from roost.client.inbound import call_user, serve_request
+from roost.client.inbound import serve_request
 from roost.client.keepalive import keepalive_interval, local_deadline
 from roost.client.leases import Lease, LeaseBook
 from roost.client.link import Link
@@ -54,6 +57,10 @@ log = logging.getLogger("roost.client")
 
 Hook = Callable[[], Any]
 _Job = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+def _unrouted(msg: m.Message | m.BadValue) -> None:
+    """Placeholder ``on_message`` until the connection task routes the link's messages."""
 
 
 class ClientCore:
@@ -99,8 +106,9 @@ class ClientCore:
         self._changed = anyio.Event()
         self._ping_wakeup = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
-        self._notify_send: MemoryObjectSendStream[_Job] | None = None
-        self._notify_recv: MemoryObjectReceiveStream[_Job] | None = None
+        self._jobs: deque[_Job] = deque()
+        self._jobs_open = False
+        self._jobs_wakeup = anyio.Event()
         self._subscriptions: set[Any] = set()
         self._leases.notify = self._notify
         self._leases.on_change = self._leases_changed
@@ -165,12 +173,11 @@ class ClientCore:
         """
         if self._tg is not None or self._closed:
             raise RuntimeError("a Client can be entered only once")
-        send, receive = anyio.create_memory_object_stream[_Job](math.inf)
-        self._notify_send, self._notify_recv = send, receive
+        self._jobs_open = True
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
-        tg.start_soon(self._dispatcher, receive)
+        tg.start_soon(self._dispatcher)
         tg.start_soon(self._lease_watchdog)
         tg.start_soon(self._connection_loop)
         try:
@@ -209,9 +216,8 @@ class ClientCore:
             await tg.__aexit__(None, None, None)
         finally:
             # Even if cancelled; both ends (a dispatcher cancelled before it ran closed none).
-            for stream in (self._notify_send, self._notify_recv):
-                if stream is not None:
-                    stream.close()
+            self._jobs_open = False
+            self._jobs.clear()
             for sub in list(self._subscriptions):
                 sub.close()
             self._bump()
@@ -242,11 +248,11 @@ class ClientCore:
         while not self._closed:
             try:
                 with anyio.fail_after(self.timeout.ping_timeout + 5):
-                    stream = await anyio.connect_tcp(self.host, self.port)
+                    link = await self._connect()
             except Exception as exc:
                 error: BaseException = exc
             else:
-                error, ready = await self._run_link(stream)
+                error, ready = await self._run_link(link)
                 if ready:
                     attempt = 0
             self._last_error = error
@@ -264,19 +270,26 @@ class ClientCore:
             log.info("connection to %s failed (%s); retry in %.2f s", self.server, error, delay)
             await anyio.sleep(delay)
 
-    async def _run_link(self, stream: anyio.abc.ByteStream) -> tuple[BaseException, bool]:
+    async def _connect(self) -> Link:
+        """Open a connection: on asyncio's own transport when running on asyncio (no task
+        hop per frame), else on an anyio stream with a reader and a writer task."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            stream = await anyio.connect_tcp(self.host, self.port)
+            return Link(stream, _unrouted)
+        return await connect_asyncio(self.host, self.port, _unrouted)
+
+    async def _run_link(self, link: Link) -> tuple[BaseException, bool]:
         """Run one connection until it dies; return why, and whether it got to connected."""
-        link: Link | None = None
         ready = False
         try:
             async with anyio.create_task_group() as tg:
-                link = Link(stream, lambda msg: None)
                 link.on_message = partial(self._on_message, link, tg)
                 link.scope = tg.cancel_scope
                 self._link, self._link_tg = link, tg
                 self._gen += 1
-                tg.start_soon(link.run_reader)
-                tg.start_soon(link.run_writer)
+                link.start(tg)
                 try:
                     with anyio.fail_after(self.timeout.ping_timeout + 5):
                         await self._handshake(link)
@@ -293,10 +306,9 @@ class ClientCore:
                 tg.start_soon(self._pinger, link)
                 await anyio.sleep_forever()
         finally:
-            if link is not None:
-                await link.aclose()
-                self._link_lost(link)
-        error = link.error if link is not None else None
+            await link.aclose()
+            self._link_lost(link)
+        error = link.error
         if error is None:
             error = Disconnected("the connection was closed")
         return error, ready
@@ -446,17 +458,24 @@ class ClientCore:
 
     def _notify(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue a user callback for the dispatcher (never blocks)."""
-        if self._notify_send is not None:
-            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                self._notify_send.send_nowait((fn, args))
+        if self._jobs_open:
+            self._jobs.append((fn, args))
+            self._jobs_wakeup.set()
 
-    async def _dispatcher(self, receive: MemoryObjectReceiveStream[_Job]) -> None:
-        with receive:
-            async for fn, args in receive:
+    async def _dispatcher(self) -> None:
+        """Run queued callbacks one at a time, in order; sleep only when none is queued."""
+        jobs = self._jobs
+        while True:
+            while jobs:
+                fn, args = jobs.popleft()
                 try:
-                    await call_user(fn, *args)
+                    result = fn(*args)
+                    if inspect.isawaitable(result):
+                        await result
                 except Exception:
                     log.exception("a roost callback raised")
+            self._jobs_wakeup = anyio.Event()
+            await self._jobs_wakeup.wait()
 
     # -- requests ------------------------------------------------------------------------------
 

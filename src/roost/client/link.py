@@ -3,10 +3,12 @@
 Rules of this module:
 
 - A ``Link`` lives for exactly one TCP connection; reconnecting makes a new one.
-- Only the writer task writes to the socket. Everything else queues frames, so sending never
-  awaits and frames leave in the order they were queued.
-- Only the reader task reads. Replies wake their waiter; every other message goes to the
-  ``on_message`` callback, synchronously, in arrival order.
+- Sending never awaits and frames leave in the order they were queued. ``Link`` (any anyio
+  backend) queues them for its one writer task; :class:`~roost.client.aiolink.AsyncioLink`
+  hands them straight to asyncio's transport.
+- Received bytes are handled in one place, in arrival order (``Link``'s reader task, or the
+  asyncio protocol's ``data_received``). Replies wake their waiter; every other message goes to
+  the ``on_message`` callback, synchronously.
 - When the link dies, for whatever reason, every waiter fails with ``Disconnected`` at once and
   the link's cancel scope is cancelled. A late reply to a request someone gave up on is dropped.
 """
@@ -26,7 +28,7 @@ from roost.errors import Disconnected, InvalidValue, RoostError
 from roost.protocol import messages as m
 from roost.protocol.connection import Connection, Role
 
-__all__ = ("Link", "OnMessage")
+__all__ = ("Link", "OnMessage", "OnReply", "Waiter")
 
 log = logging.getLogger("roost.client")
 
@@ -47,7 +49,9 @@ _READ_SIZE = 65536
 OnReply = Callable[[m.Message], None]
 
 
-class _Waiter:
+class Waiter:
+    """Where one reply (or the error that replaces it) is delivered; woken once."""
+
     __slots__ = ("event", "on_reply", "reply", "sent_at")
 
     def __init__(self, sent_at: float, on_reply: OnReply | None = None) -> None:
@@ -55,6 +59,14 @@ class _Waiter:
         self.reply: m.Message | BaseException | None = None
         self.sent_at = sent_at
         self.on_reply = on_reply
+
+    def wake(self) -> None:
+        """Wake the waiting request (``reply`` is set)."""
+        self.event.set()
+
+    async def wait(self) -> None:
+        """Wait until woken."""
+        await self.event.wait()
 
 
 class Link:
@@ -67,12 +79,16 @@ class Link:
 
     def __init__(self, stream: anyio.abc.ByteStream, on_message: OnMessage) -> None:
         self.stream = stream
+        self._out_send, self._out_recv = anyio.create_memory_object_stream[bytes](math.inf)
+        self._setup(on_message)
+
+    def _setup(self, on_message: OnMessage) -> None:
+        """The state every kind of link has (a subclass without a stream calls only this)."""
         self.conn = Connection(Role.CLIENT)
         #: Receives every message that is not a reply (replaceable before the reader starts).
         self.on_message = on_message
-        self._waiters: dict[int, _Waiter] = {}
-        self._hello: _Waiter | None = None
-        self._out_send, self._out_recv = anyio.create_memory_object_stream[bytes](math.inf)
+        self._waiters: dict[int, Waiter] = {}
+        self._hello: Waiter | None = None
         now = monotonic()
         #: Monotonic time of the last frame queued for sending.
         self.last_send = now
@@ -101,8 +117,15 @@ class Link:
         data = self.conn.send(msg)
         if self.closed.is_set():
             return
-        self._out_send.send_nowait(data)
+        self._write(data)
         self.last_send = monotonic()
+
+    def _write(self, data: bytes) -> None:
+        """Hand one frame to whatever writes the socket (never blocks)."""
+        self._out_send.send_nowait(data)
+
+    def _waiter(self, sent_at: float, on_reply: OnReply | None = None) -> Waiter:
+        return Waiter(sent_at, on_reply)
 
     async def request(
         self, make: Callable[[int], m.Message], on_reply: OnReply | None = None
@@ -129,11 +152,11 @@ class Link:
         if rid is None:
             raise RoostError("too many requests waiting for replies")
         msg = make(rid)
-        waiter = _Waiter(monotonic(), on_reply)
+        waiter = self._waiter(monotonic(), on_reply)
         self.send_nowait(msg)
         self._waiters[rid] = waiter
         try:
-            await waiter.event.wait()
+            await waiter.wait()
         finally:
             if self._waiters.get(rid) is waiter:
                 del self._waiters[rid]
@@ -152,9 +175,9 @@ class Link:
         """
         if self.closed.is_set():
             raise Disconnected(self._why())
-        waiter = self._hello = _Waiter(monotonic())
+        waiter = self._hello = self._waiter(monotonic())
         self.send_nowait(msg)
-        await waiter.event.wait()
+        await waiter.wait()
         reply = waiter.reply
         if isinstance(reply, BaseException):
             raise reply
@@ -162,6 +185,11 @@ class Link:
         return reply
 
     # -- tasks ---------------------------------------------------------------------------------
+
+    def start(self, tg: anyio.abc.TaskGroup) -> None:
+        """Start the link's tasks (its reader and its writer) in ``tg``."""
+        tg.start_soon(self.run_reader)
+        tg.start_soon(self.run_writer)
 
     async def run_writer(self) -> None:
         """Write queued frames, several per system call when they pile up, until the link dies."""
@@ -186,10 +214,18 @@ class Link:
                 except anyio.EndOfStream:
                     self.close(Disconnected("the broker closed the connection"))
                     return
-                for msg in self.conn.receive_data(data):
-                    self._dispatch(msg)
+                self.feed(data)
         except Exception as exc:
             self.close(exc)
+
+    def feed(self, data: bytes) -> None:
+        """Handle received bytes: wake waiters, pass other messages to ``on_message``.
+
+        Raises:
+            ProtocolError: the bytes break the protocol (the caller closes the link).
+        """
+        for msg in self.conn.receive_data(data):
+            self._dispatch(msg)
 
     def _dispatch(self, msg: m.Message | m.BadValue) -> None:
         if isinstance(msg, _REPLIES) or (isinstance(msg, m.BadValue) and msg.code in _REPLY_CODES):
@@ -203,14 +239,14 @@ class Link:
                 waiter.reply = msg
                 if waiter.on_reply is not None:
                     waiter.on_reply(msg)
-            waiter.event.set()
+            waiter.wake()
         elif isinstance(msg, (m.ServerHello, m.ServerHelloId)):
             waiter = self._hello
             if waiter is not None:
                 self._hello = None
                 self.last_answered_send = max(self.last_answered_send, waiter.sent_at)
                 waiter.reply = msg
-                waiter.event.set()
+                waiter.wake()
         else:
             self.on_message(msg)
 
@@ -225,8 +261,7 @@ class Link:
             return
         self.error = error
         self.closed.set()
-        self._out_send.close()
-        self._out_recv.close()
+        self._end_writing()
         exc = Disconnected(self._why())
         waiters = list(self._waiters.values())
         self._waiters.clear()
@@ -235,18 +270,25 @@ class Link:
             self._hello = None
         for waiter in waiters:
             waiter.reply = exc
-            waiter.event.set()
+            waiter.wake()
         if self.scope is not None:
             self.scope.cancel()
+
+    def _end_writing(self) -> None:
+        self._out_send.close()
+        self._out_recv.close()
 
     async def aclose(self) -> None:
         """Close the link and its socket (shielded, so it also works while cancelled)."""
         self.close()
         with anyio.CancelScope(shield=True):
             try:
-                await self.stream.aclose()
+                await self._close_socket()
             except Exception as exc:  # the socket may already be broken; nothing to recover
                 log.debug("closing the socket failed: %r", exc)
+
+    async def _close_socket(self) -> None:
+        await self.stream.aclose()
 
     def _why(self) -> str:
         if self.error is None:

@@ -1,0 +1,102 @@
+"""A link on asyncio's own transport: no reader or writer task, no hop per frame.
+
+Rules of this module:
+
+- Used whenever the client runs on asyncio; other anyio backends use :class:`Link`'s tasks.
+- Frames go to ``transport.write`` as they are queued: asyncio writes at once when the socket
+  takes them and buffers the rest, so frames still leave in order and sending never awaits.
+- ``data_received`` handles the bytes where they arrive, in the loop's callback; reply waiters
+  are plain asyncio futures, so a reply wakes its requester in the next loop iteration.
+- Everything else (protocol state, ids, waiters, closing rules) is :class:`Link`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import anyio.abc
+
+from roost.client.link import Link, OnMessage, OnReply, Waiter
+from roost.errors import Disconnected
+
+__all__ = ("AsyncioLink", "connect_asyncio")
+
+
+class _FutureWaiter(Waiter):
+    __slots__ = ("future",)
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sent_at: float, on_reply: OnReply | None
+    ) -> None:
+        self.reply = None
+        self.sent_at = sent_at
+        self.on_reply = on_reply
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    def wake(self) -> None:
+        if not self.future.done():  # a cancelled request's future is done already
+            self.future.set_result(None)
+
+    async def wait(self) -> None:
+        await self.future
+
+
+class AsyncioLink(Link, asyncio.Protocol):
+    """A :class:`Link` that is its own asyncio protocol (see the module rules)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_message: OnMessage) -> None:
+        self._setup(on_message)
+        self._loop = loop
+        self._transport: asyncio.Transport | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed.is_set():
+            return
+        try:
+            self.feed(data)
+        except Exception as exc:
+            self.close(exc)
+
+    def eof_received(self) -> bool:
+        self.close(Disconnected("the broker closed the connection"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close(exc if exc is not None else Disconnected("the broker closed the connection"))
+
+    # -- Link ----------------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._transport.write(data)
+
+    def _waiter(self, sent_at: float, on_reply: OnReply | None = None) -> Waiter:
+        return _FutureWaiter(self._loop, sent_at, on_reply)
+
+    def start(self, tg: anyio.abc.TaskGroup) -> None:
+        """Nothing to start: the transport delivers bytes to :meth:`data_received`."""
+
+    def _end_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    async def _close_socket(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+async def connect_asyncio(host: str, port: int, on_message: OnMessage) -> AsyncioLink:
+    """Connect to ``host:port`` on the running asyncio loop; the link of that connection."""
+    loop = asyncio.get_running_loop()
+    _, link = await loop.create_connection(lambda: AsyncioLink(loop, on_message), host, port)
+    return link
