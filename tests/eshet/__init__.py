@@ -1,0 +1,1 @@
+"""Tests of roost.eshet, the eshet.py API on roost."""
