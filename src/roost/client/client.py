@@ -48,7 +48,7 @@ class _CallbackSubscriber:
         self.callback = callback
 
     def deliver(self, value: Any) -> None:
-        self._notify(self.callback, value)
+        self._notify(self.callback, value)  # the client's _notify_value
 
 
 class EventEmitter:
@@ -273,7 +273,7 @@ class Client(LeaseVerbs, SubtreeVerbs):
         Raises:
             RemoteError: the broker refused (``path_already_exists`` for a non-event node...).
         """
-        await self._listen(self.resolve(path), _CallbackSubscriber(self._notify, callback))
+        await self._listen(self.resolve(path), _CallbackSubscriber(self._notify_value, callback))
 
     def event_listen(self, path: str) -> Subscription[Any]:
         """The emits on ``path`` as an async iterator.
@@ -421,7 +421,7 @@ class Client(LeaseVerbs, SubtreeVerbs):
         """
         path = self.resolve(path)
         sub: Subscriber = (
-            _CallbackSubscriber(self._notify, callback) if callback is not None else _Ignore()
+            _CallbackSubscriber(self._notify_value, callback) if callback is not None else _Ignore()
         )
         return await self._observe(path, sub, initial=False)
 

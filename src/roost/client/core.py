@@ -7,9 +7,12 @@ Rules of this module:
 - The client is "connected" only after the replay, so user requests never overtake it.
 - User requests never wait for a connection: while disconnected they raise ``Disconnected``,
   while registrations, listens and observes are recorded and sent on the next connection.
-- User callbacks for values (listeners, observers, hooks) run one at a time, in order, in one
-  dispatcher task; callbacks answering requests (actions, props, state sets) run concurrently,
-  each in its own task, and die with the connection they came on.
+- User callbacks for values (listeners, observers, hooks) run one at a time, in order. A plain
+  function receiving a value runs at once where the value arrived, when no earlier callback is
+  queued or running; everything else (async callbacks, an awaitable a callback returned, hooks,
+  values arriving while a callback is pending) waits its turn in one dispatcher task.
+  Callbacks answering requests (actions, props, state sets) run concurrently, each in its own
+  task, and die with the connection they came on.
 - Nothing here raises into the application's task except from the verb it called.
 """
 
@@ -21,7 +24,7 @@ import inspect
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from time import monotonic
 from types import TracebackType
@@ -57,6 +60,10 @@ log = logging.getLogger("roost.client")
 
 Hook = Callable[[], Any]
 _Job = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+async def _await(awaitable: Awaitable[Any]) -> None:
+    await awaitable
 
 
 def _unrouted(msg: m.Message | m.BadValue) -> None:
@@ -108,6 +115,7 @@ class ClientCore:
         self._tg: anyio.abc.TaskGroup | None = None
         self._jobs: deque[_Job] = deque()
         self._jobs_open = False
+        self._job_running = False
         self._jobs_wakeup = anyio.Event()
         self._subscriptions: set[Any] = set()
         self._leases.notify = self._notify
@@ -462,18 +470,39 @@ class ClientCore:
             self._jobs.append((fn, args))
             self._jobs_wakeup.set()
 
+    def _notify_value(self, fn: Callable[[Any], Any], value: Any) -> None:
+        """Deliver ``value`` to a subscriber's callback: at once if nothing is pending and
+        ``fn`` is a plain function (saving the hop to the dispatcher), else through it."""
+        if not self._jobs_open:
+            return
+        if self._jobs or self._job_running or inspect.iscoroutinefunction(fn):
+            self._notify(fn, value)
+            return
+        self._job_running = True
+        try:
+            result = fn(value)
+            if inspect.isawaitable(result):  # its turn is not over: the dispatcher awaits it
+                self._notify(_await, result)
+        except Exception:
+            log.exception("a roost callback raised")
+        finally:
+            self._job_running = False
+
     async def _dispatcher(self) -> None:
         """Run queued callbacks one at a time, in order; sleep only when none is queued."""
         jobs = self._jobs
         while True:
             while jobs:
                 fn, args = jobs.popleft()
+                self._job_running = True
                 try:
                     result = fn(*args)
                     if inspect.isawaitable(result):
                         await result
                 except Exception:
                     log.exception("a roost callback raised")
+                finally:
+                    self._job_running = False
             self._jobs_wakeup = anyio.Event()
             await self._jobs_wakeup.wait()
 
