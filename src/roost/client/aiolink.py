@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
+from time import monotonic
 
 import anyio.abc
 
 from roost.client.link import Link, OnMessage, OnReply, Waiter
-from roost.errors import Disconnected
+from roost.errors import Disconnected, RoostError
+from roost.protocol import messages as m
 
 __all__ = ("AsyncioLink", "connect_asyncio")
 
@@ -82,6 +85,38 @@ class AsyncioLink(Link, asyncio.Protocol):
 
     def _waiter(self, sent_at: float, on_reply: OnReply | None = None) -> Waiter:
         return _FutureWaiter(self._loop, sent_at, on_reply)
+
+    async def request(
+        self, make: Callable[[int], m.Message], on_reply: OnReply | None = None
+    ) -> m.Message:
+        """As :meth:`Link.request`, awaiting the reply's future directly (one coroutine less
+        per request on the hottest path)."""
+        if self.closed.is_set():
+            raise Disconnected(self._why())
+        conn = self.conn
+        rid = conn.allocate_id()
+        if rid is None:
+            raise RoostError("too many requests waiting for replies")
+        msg = make(rid)
+        now = monotonic()
+        waiter = _FutureWaiter(self._loop, now, on_reply)
+        data = conn.send(msg)
+        assert self._transport is not None
+        self._transport.write(data)
+        self.last_send = now
+        waiters = self._waiters
+        waiters[rid] = waiter
+        try:
+            await waiter.future
+        finally:
+            if waiters.get(rid) is waiter:
+                del waiters[rid]
+                conn.forget_id(rid)
+        reply = waiter.reply
+        if isinstance(reply, BaseException):
+            raise reply
+        assert reply is not None
+        return reply
 
     def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Nothing to start: the transport delivers bytes to :meth:`data_received`."""

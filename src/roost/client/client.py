@@ -12,6 +12,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from time import monotonic
@@ -41,14 +42,15 @@ __all__ = ("Client", "EventEmitter", "StateHandle")
 class _CallbackSubscriber:
     """Delivers values to a user callback through the client's dispatcher."""
 
-    __slots__ = ("_notify", "callback")
+    __slots__ = ("_notify", "callback", "is_async")
 
     def __init__(self, notify: Callable[..., None], callback: Callable[[Any], Any]) -> None:
         self._notify = notify
         self.callback = callback
+        self.is_async = inspect.iscoroutinefunction(callback)
 
     def deliver(self, value: Any) -> None:
-        self._notify(self.callback, value)  # the client's _notify_value
+        self._notify(self.callback, value, self.is_async)  # the client's _notify_value
 
 
 class EventEmitter:

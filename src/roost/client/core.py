@@ -470,12 +470,13 @@ class ClientCore:
             self._jobs.append((fn, args))
             self._jobs_wakeup.set()
 
-    def _notify_value(self, fn: Callable[[Any], Any], value: Any) -> None:
+    def _notify_value(self, fn: Callable[[Any], Any], value: Any, is_async: bool) -> None:
         """Deliver ``value`` to a subscriber's callback: at once if nothing is pending and
-        ``fn`` is a plain function (saving the hop to the dispatcher), else through it."""
+        ``fn`` is a plain function (``is_async`` false; saves the hop to the dispatcher), else
+        through the dispatcher."""
         if not self._jobs_open:
             return
-        if self._jobs or self._job_running or inspect.iscoroutinefunction(fn):
+        if is_async or self._jobs or self._job_running:
             self._notify(fn, value)
             return
         self._job_running = True
@@ -536,7 +537,10 @@ class ClientCore:
 
     async def _call_ok(self, make: Callable[[int], m.Message], timeout: float | None = None) -> Any:
         """Request, then return the ``ok`` value or raise ``RemoteError`` with the error value."""
-        reply = await self._request(make, timeout)
+        if timeout is None:  # the common case, without a coroutine in between
+            reply = await self._live_link().request(make)
+        else:
+            reply = await self._request(make, timeout)
         if isinstance(reply, m.ReplyError):
             value = reply.value.obj
             if value == "NO_LEASE":  # a guarded node refused a caller without a lease
