@@ -202,3 +202,20 @@ def test_construction_rules() -> None:
         asyncio.run(relative())
     with pytest.raises(RuntimeError):
         Client()
+
+
+async def test_against_a_plain_eshet_server() -> None:
+    """Against a server without roost's extensions (as eshetsrv answers), the client connects
+    and verbs get that server's replies."""
+    from tests.client.test_plain_eshet import plain_server
+
+    async with plain_server() as server:
+        client = Client(server=f"127.0.0.1:{server.port}")
+        try:
+            await asyncio.wait_for(client.wait_for_connection(), WAIT)
+            assert not client.client.leases_available
+            with pytest.raises(ErrorValue) as caught:
+                await client.get("/anything")
+            assert caught.value.args == ("path_not_found",)
+        finally:
+            await client.close()
