@@ -3,11 +3,13 @@
 Run it while a broker is running (``make run``), and leave it running::
 
     .venv/bin/python docs/tutorial/kitchen.py
+
+Ctrl-C (SIGINT) or SIGTERM stops it cleanly, as a service manager expects.
 """
 
 from __future__ import annotations
 
-import contextlib
+import signal
 
 import anyio
 
@@ -15,7 +17,7 @@ from roost import Client
 
 
 async def main() -> None:
-    """Register the state and the action, then serve calls until interrupted."""
+    """Register the state and the action, then serve calls until SIGINT or SIGTERM."""
     async with Client(base="/kitchen/") as client:
         light = await client.state_register("light")
         on = False
@@ -29,9 +31,10 @@ async def main() -> None:
 
         await client.action_register("toggle", toggle)
         print("kitchen ready", flush=True)
-        await anyio.sleep_forever()
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                break  # leaving the block closes the connection cleanly
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(main)
+    anyio.run(main)

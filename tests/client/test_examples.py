@@ -69,7 +69,7 @@ def test_expose_device_and_observe_state(broker_thread: BrokerThread) -> None:
                 assert "0 to 100" in str(exc.value)
             else:
                 raise AssertionError("an out-of-range brightness was accepted")
-        device.send_signal(signal.SIGINT)
+        device.send_signal(signal.SIGTERM)
         assert read_line(device) == "stopped"
         assert device.wait(timeout=WAIT) == 0
 
@@ -85,5 +85,5 @@ def test_hold_device_with_a_lease(broker_thread: BrokerThread) -> None:
         assert lines[0] == "without the lease: NO_LEASE"
         assert lines[1].startswith("holding lamp with token seq [")
         assert lines[2:] == ["brightness 30", "returned"]
-        device.send_signal(signal.SIGINT)
+        device.send_signal(signal.SIGTERM)
         assert device.wait(timeout=WAIT) == 0
