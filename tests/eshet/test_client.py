@@ -1,5 +1,7 @@
 """eshet.py programs on roost: each program below is written as for eshet.py, with only the
-import changed (``from eshet import ...`` -> ``from roost.eshet import ...``)."""
+import changed (``from eshet import ...`` -> ``from roost.eshet import ...``), and runs as such a
+program does, under plain ``asyncio.run`` (not anyio's test runner, whose context would hide
+what a plain asyncio program meets)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,6 @@ from roost.eshet import Client, Disconnected, ErrorValue, ESHETException, Timeou
 from roost.eshet.exceptions import ErrorValue as ErrorValueFromModule
 from tests.conftest import BrokerThread
 
-pytestmark = pytest.mark.anyio
-
 WAIT = 5.0
 
 
@@ -22,7 +22,7 @@ async def _next(queue: asyncio.Queue[Any]) -> Any:
     return await asyncio.wait_for(queue.get(), WAIT)
 
 
-async def test_tour_of_every_verb(broker_thread: BrokerThread) -> None:
+async def _test_tour_of_every_verb(broker_thread: BrokerThread) -> None:
     """Actions, get and set, events (callback and async iterator), states and observes, as an
     eshet.py program uses them, between two clients."""
     server = broker_thread.address
@@ -95,7 +95,7 @@ async def test_tour_of_every_verb(broker_thread: BrokerThread) -> None:
     assert not house.connected
 
 
-async def test_coroutine_callbacks_run_in_tasks(broker_thread: BrokerThread) -> None:
+async def _test_coroutine_callbacks_run_in_tasks(broker_thread: BrokerThread) -> None:
     """A listener that returns a coroutine does not hold up the next value (eshet.py runs it
     in a task): the second value arrives while the first callback still waits."""
     client = Client(server=broker_thread.address)
@@ -118,7 +118,7 @@ async def test_coroutine_callbacks_run_in_tasks(broker_thread: BrokerThread) -> 
         await client.close()
 
 
-async def test_errors_are_eshet_errors(broker_thread: BrokerThread) -> None:
+async def _test_errors_are_eshet_errors(broker_thread: BrokerThread) -> None:
     """Error replies raise ErrorValue with the value in args; an owner's exception text is the
     value; both are also roost's RemoteError."""
     from roost.errors import RemoteError
@@ -146,7 +146,7 @@ async def test_errors_are_eshet_errors(broker_thread: BrokerThread) -> None:
         await client.close()
 
 
-async def test_not_connected_raises_disconnected(broker_thread: BrokerThread) -> None:
+async def _test_not_connected_raises_disconnected(broker_thread: BrokerThread) -> None:
     """Before the connection is up (here: a port nobody listens on), calls raise Disconnected,
     registrations are kept; close() ends the background connecting."""
     import socket
@@ -174,7 +174,7 @@ async def test_not_connected_raises_disconnected(broker_thread: BrokerThread) ->
         await client.wait_for_connection()
 
 
-async def test_observe_made_before_connecting_returns_the_fresh_value(
+async def _test_observe_made_before_connecting_returns_the_fresh_value(
     broker_thread: BrokerThread,
 ) -> None:
     """``state_observe`` called right after construction waits for the connection and returns
@@ -204,7 +204,7 @@ def test_construction_rules() -> None:
         Client()
 
 
-async def test_against_a_plain_eshet_server() -> None:
+async def _test_against_a_plain_eshet_server() -> None:
     """Against a server without roost's extensions (as eshetsrv answers), the client connects
     and verbs get that server's replies."""
     from tests.client.test_plain_eshet import plain_server
@@ -219,3 +219,35 @@ async def test_against_a_plain_eshet_server() -> None:
             assert caught.value.args == ("path_not_found",)
         finally:
             await client.close()
+
+
+def test_tour_of_every_verb(broker_thread: BrokerThread) -> None:
+    """As an eshet.py program runs: under ``asyncio.run``."""
+    asyncio.run(_test_tour_of_every_verb(broker_thread))
+
+
+def test_coroutine_callbacks_run_in_tasks(broker_thread: BrokerThread) -> None:
+    """As an eshet.py program runs: under ``asyncio.run``."""
+    asyncio.run(_test_coroutine_callbacks_run_in_tasks(broker_thread))
+
+
+def test_errors_are_eshet_errors(broker_thread: BrokerThread) -> None:
+    """As an eshet.py program runs: under ``asyncio.run``."""
+    asyncio.run(_test_errors_are_eshet_errors(broker_thread))
+
+
+def test_not_connected_raises_disconnected(broker_thread: BrokerThread) -> None:
+    """As an eshet.py program runs: under ``asyncio.run``."""
+    asyncio.run(_test_not_connected_raises_disconnected(broker_thread))
+
+
+def test_observe_made_before_connecting_returns_the_fresh_value(
+    broker_thread: BrokerThread,
+) -> None:
+    """As an eshet.py program runs: under ``asyncio.run``."""
+    asyncio.run(_test_observe_made_before_connecting_returns_the_fresh_value(broker_thread))
+
+
+def test_against_a_plain_eshet_server() -> None:
+    """As an eshet.py program runs: under ``asyncio.run``."""
+    asyncio.run(_test_against_a_plain_eshet_server())

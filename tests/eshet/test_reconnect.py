@@ -12,8 +12,6 @@ import pytest
 from roost.eshet import Client, Disconnected, Unknown
 from tests.brokerproc import BrokerProcess
 
-pytestmark = pytest.mark.anyio
-
 WAIT = 10.0
 
 
@@ -21,7 +19,7 @@ async def _next(queue: asyncio.Queue[Any]) -> Any:
     return await asyncio.wait_for(queue.get(), WAIT)
 
 
-async def test_reconnect_after_broker_restart() -> None:
+async def _test_reconnect_after_broker_restart() -> None:
     with BrokerProcess() as proc:
         server = f"127.0.0.1:{proc.port}"
         device, panel = Client("/dev", server=server), Client(server=server)
@@ -55,3 +53,8 @@ async def test_reconnect_after_broker_restart() -> None:
             await panel.close()
         with pytest.raises(Disconnected):
             await panel.action_call("/dev/ping")
+
+
+def test_reconnect_after_broker_restart() -> None:
+    """As an eshet.py program runs: under ``asyncio.run``."""
+    asyncio.run(_test_reconnect_after_broker_restart())

@@ -5,17 +5,21 @@ Rules of this module:
 - Used whenever the client runs on asyncio; other anyio backends use :class:`Link`'s tasks.
 - Frames go to ``transport.write`` as they are queued: asyncio writes at once when the socket
   takes them and buffers the rest, so frames still leave in order and sending never awaits.
-- ``data_received`` handles the bytes where they arrive, in the loop's callback; reply waiters
-  are plain asyncio futures, so a reply wakes its requester in the next loop iteration.
+- ``data_received`` handles the bytes where they arrive, in the loop's callback (marked as
+  running asyncio for sniffio and anyio); reply waiters are plain asyncio futures, so a reply
+  wakes its requester in the next loop iteration.
 - Everything else (protocol state, ids, waiters, closing rules) is :class:`Link`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable
+from contextvars import ContextVar
 from time import monotonic
+from typing import cast
 
 import anyio.abc
 
@@ -24,6 +28,12 @@ from roost.errors import Disconnected, RoostError
 from roost.protocol import messages as m
 
 __all__ = ("AsyncioLink", "connect_asyncio")
+
+_LIBRARY: ContextVar[str | None] | None
+try:  # anyio detects the running library through sniffio when it is installed
+    from sniffio import current_async_library_cvar as _LIBRARY
+except ImportError:  # without it, anyio asks asyncio for the running loop, which works here
+    _LIBRARY = None
 
 
 class _FutureWaiter(Waiter):
@@ -56,19 +66,26 @@ class AsyncioLink(Link, asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # Any loop's stream transport (uvloop's are not asyncio.Transport subclasses).
+        self._transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with contextlib.suppress(OSError, AttributeError):  # loops set it already; make sure
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
         if self.closed.is_set():
             return
+        # Loop callbacks run outside any task, where sniffio (and anyio through it) cannot
+        # tell which library runs: say it, so that callbacks and task spawns in here work.
+        token = _LIBRARY.set("asyncio") if _LIBRARY is not None else None
         try:
             self.feed(data)
         except Exception as exc:
             self.close(exc)
+        finally:
+            if token is not None:
+                _LIBRARY.reset(token)  # type: ignore[union-attr]
 
     def eof_received(self) -> bool:
         self.close(Disconnected("the broker closed the connection"))

@@ -1,0 +1,61 @@
+"""The asyncio link under any asyncio loop: asyncio's own and uvloop (whose transports are not
+``asyncio.Transport`` subclasses)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from roost.broker.run import loop_factory
+from roost.client import Client
+from roost.client.aiolink import AsyncioLink
+from roost.errors import Disconnected
+from tests.conftest import BrokerThread
+
+WAIT = 5.0
+
+
+async def _tour(address: str) -> list[Any]:
+    """Call, emit and observe through the link; then lose the connection mid-request."""
+    seen: list[Any] = []
+    heard: asyncio.Queue[Any] = asyncio.Queue()
+    async with Client(server=address) as owner, Client(server=address) as user:
+        assert isinstance(owner._link, AsyncioLink)
+        await owner.action_register("/echo", lambda value: value)
+        state = await owner.state_register("/level")
+        emitter = await owner.event_register("/bell")
+        await user.event_listen_cb("/bell", heard.put_nowait)
+        await user.state_observe("/level", heard.put_nowait)
+        seen.append(await user.action_call("/echo", [1, "two"]))
+        await emitter.emit("ding")
+        seen.append(await asyncio.wait_for(heard.get(), WAIT))
+        await state.changed(3)
+        seen.append(await asyncio.wait_for(heard.get(), WAIT))
+
+        release = asyncio.Event()
+
+        async def stall() -> None:
+            await release.wait()
+
+        await owner.action_register("/stall", stall)
+        pending = asyncio.ensure_future(user.action_call("/stall"))
+        while user.statistics()["waiting"] == 0:  # the request is on the wire
+            await asyncio.sleep(0)
+        link = user._link
+        assert link is not None
+        link.close(OSError("cut"))  # as a lost connection does
+        with pytest.raises(Disconnected):
+            await asyncio.wait_for(pending, WAIT)
+        release.set()
+        await asyncio.wait_for(user.wait_for_connection(), WAIT)
+        seen.append(await user.action_call("/echo", "again"))
+    return seen
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_link_on_each_asyncio_loop(broker_thread: BrokerThread, loop: str) -> None:
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        seen = runner.run(_tour(broker_thread.address))
+    assert seen == [[1, "two"], "ding", 3, "again"]
