@@ -492,7 +492,7 @@ def _best(work: Workload, server: str, duration: float, rounds: int) -> Rate:
 def run(quick: bool = False) -> None:
     """Run every workload through every client kind against one broker; print the tables."""
     logging.disable(logging.CRITICAL)
-    duration, rounds = (0.5, 1) if quick else (1.0, 3)
+    duration, rounds = (0.5, 1) if quick else (1.0, 5)
     loop = _broker_loop()
     broker = Server("benchmarks.broker", "--serve", loop)
     server = f"127.0.0.1:{broker.port}"
