@@ -223,7 +223,7 @@ class ClientCore:
         try:
             await tg.__aexit__(None, None, None)
         finally:
-            # Even if cancelled; both ends (a dispatcher cancelled before it ran closed none).
+            # Even if cancelled: nothing is queued for the dispatcher from here on.
             self._jobs_open = False
             self._jobs.clear()
             for sub in list(self._subscriptions):
@@ -312,7 +312,12 @@ class ClientCore:
                 self._set_connected(True)
                 log.info("connected to %s as %r", self.server, self.client_id)
                 tg.start_soon(self._pinger, link)
-                await anyio.sleep_forever()
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    # Before the task group waits for its tasks: an asyncio link would go on
+                    # handing received requests to a task group that can no longer start them.
+                    link.close()
         finally:
             await link.aclose()
             self._link_lost(link)
