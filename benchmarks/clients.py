@@ -15,6 +15,10 @@ Client kinds: roost's ``Client`` (asyncio), ``SyncClient`` (blocking calls from 
 eshet.py's own ``eshet.Client`` when the ``eshet`` package happens to be installed. The raw
 row is the ceiling: blocking sockets in this one thread, frames encoded up front, each round
 trip or emit waited for before the next, exactly as the clients do.
+
+Each figure is the best of five one-second rounds (one half-second round with ``--quick``), as a
+rate per second of wall-clock time and per second of this process's CPU time; the second
+depends far less on what else runs on the machine.
 """
 
 from __future__ import annotations
