@@ -156,7 +156,36 @@ class LeaseError(RemoteError):
 
     def __str__(self) -> str:
         reason = self.reply.get("reason")
-        return f"{self.status} ({reason})" if reason else self.status
+        text = f"{self.status} ({reason})" if reason else self.status
+        shown = [describe_holder(h) for h in self.holders[:3] if isinstance(h, dict)]
+        if not shown:
+            return text
+        more = len(self.holders) - len(shown)
+        return f"{text}: held by " + "; ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def describe_holder(entry: dict[str, Any]) -> str:
+    """A holder (or waiter) entry in words: ``name (user@host, pid N) on RES since 12:03:04,
+    note "..."``, leaving out what the holder did not say."""
+    import contextlib  # noqa: PLC0415 (only for formatting a refusal)
+    import time  # noqa: PLC0415
+
+    name = entry.get("name") or f"client {entry.get('client', '?')}"
+    user, host, pid = entry.get("user"), entry.get("host"), entry.get("pid")
+    where = "@".join(str(part) for part in (user, host) if part)
+    details = [part for part in (where, f"pid {pid}" if pid is not None else "") if part]
+    text = f"{name} ({', '.join(details)})" if details else str(name)
+    resource = entry.get("resource")
+    if isinstance(resource, str):
+        text += f" on {resource}"
+    since = entry.get("since")
+    if isinstance(since, int | float) and not isinstance(since, bool):
+        with contextlib.suppress(OverflowError, OSError, ValueError):
+            text += " since " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+    note = entry.get("note")
+    if note:
+        text += f', note "{note}"'
+    return text
 
 
 class AlreadyClaimed(LeaseError):
@@ -256,11 +285,31 @@ class WaitLimit(LeaseError):
 
 
 class LeaseLost(RoostError):
-    """A lease this client held has ended; ``reason`` says why (``taken``, ``disconnected``...)."""
+    """A lease this client held has ended; ``reason`` says why (``taken``, ``disconnected``...).
 
-    def __init__(self, reason: str) -> None:
+    For a take, ``by`` is the taker's holder entry and ``why`` the reason the taker gave.
+    """
+
+    def __init__(
+        self, reason: str, by: dict[str, Any] | None = None, why: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.by = by
+        self.why = why
+
+    def __str__(self) -> str:
+        return lost_text(self.reason, self.by, self.why)
+
+
+def lost_text(reason: str, by: dict[str, Any] | None, why: str | None) -> str:
+    """Why a lease was lost, in words: ``taken by NAME (...): "why"`` for a take."""
+    text = reason
+    if by:
+        text += f" by {describe_holder(by)}"
+    if why:
+        text += f': "{why}"'
+    return text
 
 
 class LeasesUnsupported(RoostError):
@@ -287,6 +336,12 @@ _BY_STATUS: dict[str, type[LeaseError]] = {
         WaitLimit,
     )
 }
+
+
+def no_lease_reply(text: str) -> dict[str, Any]:
+    """The reply map for the plain error ``NO_LEASE`` (or ``NO_LEASE: who holds it``)."""
+    rest = text.partition(":")[2].strip()
+    return {"status": "NO_LEASE", "reason": rest} if rest else {"status": "NO_LEASE"}
 
 
 def lease_error_for(reply: dict[str, Any]) -> LeaseError:

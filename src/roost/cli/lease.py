@@ -164,13 +164,17 @@ async def _until_signal_or_loss(out: Output, held: Lease, verb: str) -> bool:
             tg.start_soon(on_lost)
             tg.start_soon(on_signal)
     if lost:
-        error(f"lease on {held.resource} lost ({held.lost_reason})")
+        error(f"lease on {held.resource} lost ({_lost(held)})")
     return lost
 
 
 def _not_in_time(resource: str, exc: errors.LeaseError) -> str:
-    holders = ", ".join(describe_holder(h) for h in exc.holders if isinstance(h, dict))
-    return f"{resource}: not had in time: {exc}" + (f"; held by {holders}" if holders else "")
+    return f"{resource}: not had in time: {exc}"
+
+
+def _lost(held: Lease, reason: str | None = None) -> str:
+    """Why ``held`` was lost, naming the taker and the reason it gave for a take."""
+    return errors.lost_text(reason or held.lost_reason or "lost", held.lost_by, held.lost_why)
 
 
 def _show_lease(out: Output, held: Lease, verb: str) -> None:
@@ -430,7 +434,7 @@ async def _run_child(held: Lease, argv: list[str], kill_after: float) -> int:
                 nonlocal lost
                 reason = await held.wait_lost()
                 lost = True
-                error(f"lease on {held.resource} lost ({reason}); stopping {argv[0]}")
+                error(f"lease on {held.resource} lost ({_lost(held, reason)}); stopping {argv[0]}")
                 await _stop(proc, kill_after)
 
             tg.start_soon(forward)

@@ -30,6 +30,7 @@ from roost.errors import (
     Older,
     WrongEpoch,
     lease_error_for,
+    lost_text,
 )
 from roost.protocol.tokens import (
     Comparison,
@@ -94,6 +95,9 @@ class Lease:
         self.since: Any = grant.get("since")
         self.lost = anyio.Event()
         self.lost_reason: str | None = None
+        #: For a take: the taker's holder entry and the reason the taker gave.
+        self.lost_by: dict[str, Any] | None = None
+        self.lost_why: str | None = None
         self.ended_reason: str | None = None
         self.on_lost: list[Callable[[Lease], Any]] = [on_lost] if on_lost is not None else []
         #: Monotonic send time of the last retain the broker accepted (the grant counts).
@@ -113,7 +117,7 @@ class Lease:
             LeaseLost: the lease was lost (``.reason`` says why) or returned.
         """
         if self.ended_reason is not None:
-            raise LeaseLost(self.ended_reason)
+            raise LeaseLost(self.ended_reason, self.lost_by, self.lost_why)
 
     async def wait_lost(self) -> str:
         """Wait until the lease is lost; return the reason."""
@@ -375,7 +379,9 @@ class LeaseBook:
             self.wallet.record(lease.resource, "other_owner", new_token)
         else:
             self.wallet.record(lease.resource, "revoked", lease.token)
-        log.warning("lease on %r lost: %s", lease.resource, reason)
+        log.warning(
+            "lease on %r lost: %s", lease.resource, lost_text(reason, lease.lost_by, lease.lost_why)
+        )
         for callback in lease.on_lost:
             self.notify(callback, lease)
 
@@ -409,6 +415,9 @@ class LeaseBook:
                 if reason == "returned":
                     self.end(lease, "returned")
                 else:
+                    by, why = body.get("by"), body.get("why")
+                    lease.lost_by = dict(by) if isinstance(by, dict) else None
+                    lease.lost_why = why if isinstance(why, str) else None
                     self.lose(lease, str(reason), body.get("new_token"))
             return
         wait = self.waits.pop(body.get("request"), None)

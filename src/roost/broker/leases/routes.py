@@ -32,10 +32,18 @@ from roost.broker.leases.wire import BadArgs, parse
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node
+from roost.errors import describe_holder
 from roost.protocol import messages as m
+from roost.protocol.tokens import meta_name
 from roost.protocol.values import Value, pack, unpack
 
-__all__ = ("AUDIT_FILE", "LeaseLayer", "declared_resources", "install_leases")
+__all__ = (
+    "AUDIT_FILE",
+    "LeaseLayer",
+    "declared_resources",
+    "install_leases",
+    "no_lease_text",
+)
 
 #: The audit log kept in a state directory.
 AUDIT_FILE: Final = "leases.jsonl"
@@ -45,6 +53,15 @@ _OK: Final = frozenset({"OK", "QUEUED"})
 
 audit_log = logging.getLogger("roost.broker.audit")
 log = logging.getLogger("roost.broker.leases")
+
+
+def no_lease_text(resource: str, holders: Any) -> str:
+    """The plain error of a refused plain call or set: ``NO_LEASE``, then who holds the
+    guard's resource (``NO_LEASE: lamp is held by ...``) when someone does."""
+    shown = [describe_holder(h) for h in holders or () if isinstance(h, dict)][:3]
+    if not shown:
+        return "NO_LEASE"
+    return f"NO_LEASE: {resource} is held by " + "; ".join(shown)
 
 
 def declared_resources(resources: Iterable[Any] | None) -> list[Declared]:
@@ -151,7 +168,7 @@ class LeaseLayer:
         now: float,
     ) -> None:
         data = Value.of(value)
-        paths = [f"/meta/leases/{resource}/{leaf}"]
+        paths = [f"/meta/leases/{meta_name(resource)}/{leaf}"]
         if leaf == "events":
             paths.append("/meta/lease_events")
         for path in paths:
@@ -295,7 +312,8 @@ class LeaseLayer:
         elif node.kind is EVENT:
             self._reply(session, rid, {"status": "path_is_wrong_type"})
         elif resource is not None and not self.table.resource_ok(resource):
-            self._reply(session, rid, {"status": "INVALID_RESOURCE"})
+            problem = self.table.resource_problem(resource)
+            self._reply(session, rid, {"status": "INVALID_RESOURCE", "reason": problem})
         else:
             node.guard = resource
             self._reply(session, rid, {"status": "OK"})
@@ -308,7 +326,7 @@ class LeaseLayer:
         reply, effects = self.table.check_guard(session, node.guard, None, now)
         self.apply(effects, now)
         if reply["status"] != "OK":
-            session.push(frames.err(msg.id, "NO_LEASE"))
+            session.push(frames.err(msg.id, no_lease_text(node.guard, reply.get("holders"))))
             return
         raw = msg.args.raw if isinstance(msg, m.ActionCall) else msg.value.raw
         self._forward(session, msg.id, node, msg.path, raw=raw, token=reply["token"], plain=True)
