@@ -15,6 +15,8 @@
     │       ├── AlreadyClaimed, NotHolder, NotWaiting, NoLease, Older, Revoked,
     │       ├── WrongEpoch, InvalidLease, Unmanaged, TimeoutRequired,
     │       ├── InvalidResource, NotPermitted, ResourceLimit, WaitLimit
+    │       ├── InvalidKey, NotLocked, NotSaved   durable locks
+    │       ├── NoMatch, InvalidRequirements      pools (NoneFree is an AlreadyClaimed)
     │       └── LeaseWaitTimeout  also a TimeoutError
     ├── LeaseLost                 a held lease ended (``.reason``)
     ├── LeasesUnsupported         the broker is a plain ESHET server without the lease extension
@@ -38,7 +40,9 @@ __all__ = (
     "ConnectionClosed",
     "Disconnected",
     "FramingError",
+    "InvalidKey",
     "InvalidLease",
+    "InvalidRequirements",
     "InvalidResource",
     "InvalidValue",
     "LeaseError",
@@ -47,8 +51,12 @@ __all__ = (
     "LeasesUnsupported",
     "LocalProtocolError",
     "NoLease",
+    "NoMatch",
+    "NoneFree",
     "NotHolder",
+    "NotLocked",
     "NotPermitted",
+    "NotSaved",
     "NotWaiting",
     "Older",
     "ProtocolError",
@@ -284,6 +292,47 @@ class WaitLimit(LeaseError):
     status = "WAIT_LIMIT"
 
 
+class InvalidKey(LeaseError):
+    """The key does not open the durable lock (``INVALID_KEY``); the text names who locked it
+    and the note they left, ``reply["lock"]`` is the lock info."""
+
+    status = "INVALID_KEY"
+
+
+class NotLocked(LeaseError):
+    """There is no durable lock on the resource (``NOT_LOCKED``)."""
+
+    status = "NOT_LOCKED"
+
+
+class NotSaved(LeaseError):
+    """The broker could not write the change to its state directory (``NOT_SAVED``); nothing
+    changed."""
+
+    status = "NOT_SAVED"
+
+
+class NoMatch(LeaseError):
+    """No resource in the pool's inventory matches the requirements (``NO_MATCH``): waiting
+    would never help."""
+
+    status = "NO_MATCH"
+
+
+class NoneFree(AlreadyClaimed):
+    """Every pool resource matching the requirements is held and the request did not wait
+    (``NONE_FREE``)."""
+
+    status = "NONE_FREE"
+
+
+class InvalidRequirements(LeaseError):
+    """The pool requirements use an operator or shape the broker does not support
+    (``INVALID_REQUIREMENTS``)."""
+
+    status = "INVALID_REQUIREMENTS"
+
+
 class LeaseLost(RoostError):
     """A lease this client held has ended; ``reason`` says why (``taken``, ``disconnected``...).
 
@@ -334,6 +383,12 @@ _BY_STATUS: dict[str, type[LeaseError]] = {
         NotPermitted,
         ResourceLimit,
         WaitLimit,
+        InvalidKey,
+        NotLocked,
+        NotSaved,
+        NoMatch,
+        NoneFree,
+        InvalidRequirements,
     )
 }
 

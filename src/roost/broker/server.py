@@ -33,6 +33,7 @@ import anyio.abc
 
 from roost.broker.gateway import Gateway
 from roost.broker.leases import install_leases
+from roost.broker.leases.extras import Extras, LockSettings, PoolSettings, install_extras
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.broker.store import Store, install_store
@@ -364,6 +365,8 @@ class Broker:
             ``/ws`` API, ``/metrics``) on the same host; 0 picks a free one; ``None`` (the
             default of an embedded broker) runs no gateway. ``roost serve`` uses 11237.
         store: stored values (the ``[store]`` section); they live in ``state_dir``.
+        locks: the ``[locks]`` settings (emergency key) of durable keyed locks.
+        pools: the ``[pools]`` settings (inventory) of resource pools.
         **options: lease settings: ``state_dir``, ``audit_file``, ``lease_config`` (a TOML
             file or a ``LeaseConfig``), ``resources``, ``ttl_max``, ``max_resources`` and
             ``max_waits`` (these four override the file); checked at :meth:`start`.
@@ -380,6 +383,8 @@ class Broker:
         max_outbound: int = DEFAULT_MAX_OUTBOUND,
         http_port: int | None = None,
         store: StoreSettings | None = None,
+        locks: LockSettings | None = None,
+        pools: PoolSettings | None = None,
         **options: Any,
     ) -> None:
         unknown = set(options) - _LEASE_OPTIONS
@@ -397,6 +402,9 @@ class Broker:
         self.store_settings = store
         #: The stored values, once started with ``store`` settings.
         self.store: Store | None = None
+        self.locks = locks
+        self.pools = pools
+        self.extras: Extras | None = None
         self._server: asyncio.Server | None = None
         self._hooks: _Hooks | None = None
         self._router: Router | None = None
@@ -441,12 +449,15 @@ class Broker:
                 self._hooks.offload,
                 loop.time(),
             )
-        install_leases(
+        layer = install_leases(
             self._router,
             wall_offset=time.time() - loop.time(),
             wall_ns=time.time_ns(),
             now=loop.time(),
             **self.options,
+        )
+        self.extras = install_extras(
+            layer, self.options.get("state_dir"), self.locks, self.pools, loop.time()
         )
         self._server = await loop.create_server(
             lambda: _ConnectionProtocol(self, loop.time), self.host, self._port, reuse_address=True

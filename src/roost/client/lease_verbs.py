@@ -113,8 +113,9 @@ class LeaseVerbs(ClientCore):
 
     async def lease_acquire(
         self,
-        resource: str,
+        resource: str | None,
         *,
+        requirements: Mapping[str, Any] | None = None,
         shared: bool = False,
         wait: float | None = 0,
         ttl: float | None = None,
@@ -146,7 +147,8 @@ class LeaseVerbs(ClientCore):
         returned at once.
         """
         body: dict[str, Any] = {
-            "resource": resource,
+            # A pool acquire names requirements instead (see LockVerbs.pool_acquire).
+            **({"resource": resource} if requirements is None else {"requirements": requirements}),
             "mode": "shared" if shared else "exclusive",
             "wait": -1 if wait is None else wait,
             "key": key if key is not None else os.urandom(16).hex(),

@@ -15,6 +15,7 @@ Rules of this module:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from time import monotonic
@@ -93,6 +94,13 @@ class Lease:
         ttl = grant.get("ttl")
         self.ttl: float | None = float(ttl) if isinstance(ttl, (int, float)) else None
         self.since: Any = grant.get("since")
+        #: For a pool grant: the resource's inventory entry and the seconds it waited.
+        attributes = grant.get("attributes")
+        self.attributes: dict[str, Any] = dict(attributes) if isinstance(attributes, dict) else {}
+        queued = grant.get("queued")
+        self.queued: float = float(queued) if isinstance(queued, (int, float)) else 0.0
+        #: Wall-clock time the lease was returned or lost (``None`` while held).
+        self.ended_at: float | None = None
         self.lost = anyio.Event()
         self.lost_reason: str | None = None
         #: For a take: the taker's holder entry and the reason the taker gave.
@@ -104,6 +112,13 @@ class Lease:
         self.retained_at = monotonic()
 
     # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the grant to the return or loss (``None`` while held)."""
+        if self.ended_at is None or not isinstance(self.since, (int, float)):
+            return None
+        return self.ended_at - float(self.since)
 
     @property
     def active(self) -> bool:
@@ -365,6 +380,7 @@ class LeaseBook:
         if lease.ended_reason is not None:
             return
         lease.ended_reason = reason
+        lease.ended_at = time.time()
         self._drop(lease)
         self.wallet.record(lease.resource, "unowned", lease.token)
 
@@ -373,6 +389,7 @@ class LeaseBook:
         if lease.ended_reason is not None:
             return
         lease.ended_reason = lease.lost_reason = reason
+        lease.ended_at = time.time()
         self._drop(lease)
         lease.lost.set()
         if isinstance(new_token, dict):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Final, TypeAlias
 
@@ -160,7 +161,8 @@ class TableCore:
         heapq.heappush(self._heap, (due, next(self._seq), kind, obj))
 
     def _schedule_conn(self, c: ConnState) -> None:
-        if c.timeout > 0 and c.busy():
+        # An infinite timeout (a durable lock's holder) is never due.
+        if 0 < c.timeout < math.inf and c.busy():
             due = self.seen(c) + c.timeout
             if c.due is None or due < c.due:
                 c.due = due

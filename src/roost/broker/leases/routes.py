@@ -121,6 +121,12 @@ class LeaseLayer:
             0x59: self._lease_call,
             0x5A: self._lease_set,
         }
+        #: Handlers of further extension requests (code -> handler of the raw body, True if it
+        #: answered it), and what turns a durable lock's key into the token a guarded node sees.
+        self.extra: dict[int, Callable[[Session, int, Any, float], bool]] = {}
+        self.key_proof: Callable[[str, str], tuple[dict[str, Any], Any]] | None = None
+        #: Called with each batch of effects after they are applied (pools watch releases).
+        self.observers: list[Callable[[list[Effect], float], None]] = []
         router.handle_extension = self.handle  # type: ignore[method-assign]
         router.guarded = self.guarded  # type: ignore[method-assign]
         router.hello_hooks.append(self._hello)
@@ -157,6 +163,8 @@ class LeaseLayer:
                 router.disconnect(effect.conn, effect.reason, now)  # type: ignore[arg-type]
         if changed:
             router.meta.clients_changed(now)
+        for observe in self.observers:
+            observe(effects, now)
         self._arm(now)
 
     def _publish(
@@ -255,6 +263,9 @@ class LeaseLayer:
         """Handle one extension request (0x50-0x5a) of a session after its hello."""
         if session not in self._joined:
             self._join(session, now)
+        extra = self.extra.get(msg.code)
+        if extra is not None and extra(session, msg.id, msg.body.obj, now):
+            return
         try:
             args = parse(msg.code, msg.body.obj)
         except BadArgs as exc:
@@ -362,8 +373,25 @@ class LeaseLayer:
         self.router.forward(session, rid, owner, make)
 
     def _token_checked(
-        self, session: Session, rid: int, node: Node[Session], now: float, *, token: Any, raw: bytes
+        self,
+        session: Session,
+        rid: int,
+        node: Node[Session],
+        now: float,
+        *,
+        token: Any,
+        raw: bytes,
+        key: str | None = None,
     ) -> None:
+        assert node.guard is not None
+        if key is not None:
+            if self.key_proof is None:
+                self._reply(session, rid, {"status": "NO_LEASE", "reason": "no durable locks"})
+                return
+            proof, token = self.key_proof(node.guard, key)
+            if proof["status"] != "OK":
+                self._reply(session, rid, proof)
+                return
         reply, effects = self.table.check_guard(session, node.guard, token, now)
         self.apply(effects, now)
         if reply["status"] != "OK":
@@ -375,7 +403,7 @@ class LeaseLayer:
         node = self.router.tree.nodes.get(a["path"])
         raw = pack(a["args"])
         if node is not None and node.kind is ACTION and node.guard is not None:
-            self._token_checked(session, rid, node, now, token=a["token"], raw=raw)
+            self._token_checked(session, rid, node, now, token=a["token"], raw=raw, key=a["key"])
             return
         self.router.handle(session, m.ActionCall(rid, a["path"], Value(raw, a["args"])), now)
 
@@ -383,7 +411,7 @@ class LeaseLayer:
         node = self.router.tree.nodes.get(a["path"])
         raw = pack(a["value"])
         if node is not None and node.kind in (STATE, PROP) and node.guard is not None:
-            self._token_checked(session, rid, node, now, token=a["token"], raw=raw)
+            self._token_checked(session, rid, node, now, token=a["token"], raw=raw, key=a["key"])
             return
         self.router.handle(session, m.Set(rid, a["path"], Value(raw, a["value"])), now)
 
