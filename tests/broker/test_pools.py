@@ -76,8 +76,9 @@ class Pool:
         token = reply["lease"]["token"]
         _, fx = self.h.table.return_lease(conn, token, self.h.now)
         self.h.log.extend(fx)
-        if self.book.observe(fx):
-            self._take((None, self.book.serve(self.h.now)))
+        released = self.book.observe(fx)
+        if released:
+            self._take((None, self.book.serve(self.h.now, released)))
 
 
 @pytest.mark.parametrize(
@@ -258,3 +259,38 @@ def test_bad_inventories(items: Any, words: str) -> None:
     """A bad inventory is refused naming the source and the item."""
     with pytest.raises(ValueError, match=words):
         check_inventory(json.loads(json.dumps(items)), "inv.json")
+
+
+def test_liveness_wait_cap_and_retries() -> None:
+    """A connection without idle timeout is refused; queued requests per connection are capped
+    (WAIT_LIMIT); a retried acquire with the same key gets the same wait or the same lease."""
+    p = Pool()
+    p.h.connect("Z", timeout=0)
+    assert p.acquire("Z", {"os": "windows"})["status"] == "TIMEOUT_REQUIRED"
+    p.h.table.max_waits = 2
+    p.acquire("A", {"os": "windows"})
+    ident = Identity(name="B", host=HOST)
+    p.h.connect("B")
+
+    def again(key: str) -> Any:
+        return p._take(
+            p.book.acquire(
+                "B", {"os": "windows"}, p.h.now, wait=60, ttl=None, identity=ident, key=key
+            )
+        )
+
+    first = again("k1")
+    assert again("k1")["request"] == first["request"]
+    again("k2")
+    assert again("k3")["status"] == "WAIT_LIMIT"
+    granted = p.acquire("C", {"os": "linux"})
+    ident_c = Identity(name="C", host=HOST)
+    retry = p._take(
+        p.book.acquire("C", {"os": "linux"}, p.h.now, wait=0, ttl=None, identity=ident_c, key="kc")
+    )
+    other = p._take(
+        p.book.acquire("C", {"os": "linux"}, p.h.now, wait=0, ttl=None, identity=ident_c, key="kc")
+    )
+    assert retry["lease"]["resource"] == other["lease"]["resource"] != granted["lease"]["resource"]
+    assert other["lease"]["lease_id"] == retry["lease"]["lease_id"]
+    assert other["lease"]["attributes"]["os"] == "linux"

@@ -126,8 +126,9 @@ class PoolService:
     # -- releases, deadlines, disconnects ------------------------------------------------------
 
     def observe(self, effects: list[Effect], now: float) -> None:
-        if self.book.observe(effects) and self.book.waiters:
-            self.layer.apply(self.book.serve(now), now)
+        released = self.book.observe(effects)
+        if released and self.book.waiters:
+            self.layer.apply(self.book.serve(now, released), now)
 
     def _arm(self, now: float) -> None:
         due = self.book.next_deadline()

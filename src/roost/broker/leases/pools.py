@@ -29,8 +29,8 @@ from mongoquery import Query, QueryError
 
 from roost.broker.leases.core import Effects, Reply, status
 from roost.broker.leases.table import LeaseTable
-from roost.broker.leases.types import EXCLUSIVE, Event, Identity, Push
-from roost.broker.leases.views import holder_entry
+from roost.broker.leases.types import EXCLUSIVE, Event, Identity, Lease, Push
+from roost.broker.leases.views import holder_entry, lease_object
 from roost.protocol.tokens import resource_problem
 
 __all__ = (
@@ -161,6 +161,7 @@ class PoolWaiter:
     request: int
     conn: Hashable
     query: dict[str, Any]
+    candidates: frozenset[str]  # the ids the query matches (recomputed on reload)
     deadline: float | None
     identity: Identity
     ttl: float | None
@@ -176,14 +177,21 @@ class PoolBook:
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     released: dict[str, int] = field(default_factory=dict)
     waiters: dict[int, PoolWaiter] = field(default_factory=dict)
-    granted: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource -> grant info
     keys: dict[tuple[Hashable, str], PoolWaiter | int] = field(default_factory=dict)
+    _order: dict[str, int] = field(default_factory=dict)  # id -> place in the inventory
     _requests: Iterator[int] = field(default_factory=lambda: itertools.count(_FIRST_REQUEST))
     _releases: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def load(self, items: Iterable[dict[str, Any]]) -> None:
-        """Replace the inventory (held resources stay held until released)."""
+        """Replace the inventory (held resources stay held until released); each waiting
+        request's matches are found again (a query the new inventory breaks matches nothing)."""
         self.resources = {str(item["id"]): item for item in items}
+        self._order = {rid: n for n, rid in enumerate(self.resources)}
+        for w in self.waiters.values():
+            try:
+                w.candidates = frozenset(self.matches(w.query))
+            except Exception:  # matched before; a changed attribute type may break it now
+                w.candidates = frozenset()
 
     # -- matching --------------------------------------------------------------------------------
 
@@ -205,7 +213,8 @@ class PoolBook:
     def _pick(self, ids: list[str]) -> list[str]:
         """The free ones among ``ids``, released longest ago first (never used: first)."""
         free = [rid for rid in ids if self._free(rid)]
-        free.sort(key=lambda rid: self.released.get(rid, 0))
+        order = self._order
+        free.sort(key=lambda rid: (self.released.get(rid, 0), order.get(rid, 0)))
         return free
 
     # -- verbs -----------------------------------------------------------------------------------
@@ -245,16 +254,28 @@ class PoolBook:
                 f" among the {len(self.resources)} in the inventory"
             )
             return status("NO_MATCH", reason=reason), []
+        c = self.table._conns.get(conn)
+        if c is None:
+            return status("unregistered"), []
+        if c.timeout <= 0:
+            return status("TIMEOUT_REQUIRED"), []
         if key is not None:
             prev = self.keys.get((conn, key))
             if isinstance(prev, PoolWaiter) and prev.request in self.waiters:
                 return self._queued(prev, ids), []
+            granted = c.keys.get(key)
+            if isinstance(granted, Lease) and granted.active:  # a retry of a granted acquire
+                return status("OK", lease=self._shown(granted, 0.0)), []
         effects: Effects = []
         for rid in self._pick(ids):
-            reply, fx = self._grant(conn, rid, now, ttl, identity, queued=0.0)
+            reply, fx = self._grant(conn, rid, now, ttl, identity, queued=0.0, key=key)
             effects += fx
             if reply["status"] != "ALREADY_CLAIMED":  # granted, or refused for any resource
                 return reply, effects
+        if wait != 0 and sum(1 for w in self.waiters.values() if w.conn == conn) >= (
+            self.table.max_waits
+        ):
+            return status("WAIT_LIMIT", max_waits=self.table.max_waits), effects
         if wait == 0:
             holders = [holder_entry(x) for rid in ids for x in self.table.covering_leases(rid)]
             reason = f"all {len(ids)} matching resources are held"
@@ -263,6 +284,7 @@ class PoolBook:
             request=next(self._requests),
             conn=conn,
             query=query,
+            candidates=frozenset(ids),
             deadline=now + wait if wait > 0 else None,
             identity=identity,
             ttl=ttl,
@@ -279,6 +301,13 @@ class PoolBook:
         holders = [holder_entry(x) for rid in ids for x in self.table.covering_leases(rid)]
         return status("QUEUED", request=w.request, position=position, holders=holders[:16])
 
+    def _shown(self, lease: Lease, queued: float) -> dict[str, Any]:
+        """The lease object of a pool grant: with the resource's attributes and queue time."""
+        shown = lease_object(lease)
+        shown["attributes"] = self.resources.get(lease.resource, {"id": lease.resource})
+        shown["queued"] = queued
+        return shown
+
     def _grant(
         self,
         conn: Hashable,
@@ -288,33 +317,44 @@ class PoolBook:
         identity: Identity,
         *,
         queued: float,
+        key: str | None,
     ) -> tuple[Reply, Effects]:
         reply, fx = self.table.acquire(
-            conn, rid, now, mode=EXCLUSIVE, wait=0, ttl=ttl, identity=identity
+            conn, rid, now, mode=EXCLUSIVE, wait=0, ttl=ttl, identity=identity, key=key
         )
         if reply.get("status") == "OK":
-            lease = reply["lease"] = dict(reply["lease"])
+            lease = reply["lease"] = {**reply["lease"]}
             lease["attributes"] = self.resources.get(rid, {"id": rid})
             lease["queued"] = queued
-            self.granted[rid] = lease
         return reply, fx
 
-    def serve(self, now: float) -> Effects:
-        """Grant, in arrival order, every waiting pool request a free match now exists for."""
+    def serve(self, now: float, released: Iterable[str] | None = None) -> Effects:
+        """Grant, in arrival order, every waiting pool request a free match now exists for,
+        and end the waits past their deadline. With ``released`` (the ids that came back since
+        the queue was last served) only those are offered: every other free resource was free
+        before and matched no waiter, so this costs one set lookup per waiter and release."""
         effects: Effects = []
+        offered = None if released is None else set(released)
         for w in list(self.waiters.values()):
             if w.deadline is not None and now >= w.deadline:
                 effects += self._end_wait(w, "TIMEOUT")
                 continue
-            try:
-                ids = self.matches(w.query)
-            except Exception:  # matched once already; an inventory reload may break it
-                ids = []
+            if offered is not None:
+                ids = [rid for rid in w.candidates if rid in offered]
+                if not ids:
+                    continue
+            else:
+                ids = list(w.candidates)
             for rid in self._pick(ids):
-                reply, fx = self._grant(w.conn, rid, now, w.ttl, w.identity, queued=now - w.since)
+                queued = now - w.since
+                reply, fx = self._grant(
+                    w.conn, rid, now, w.ttl, w.identity, queued=queued, key=w.key
+                )
                 effects += fx
                 if reply.get("status") == "OK":
                     self._forget(w)
+                    if offered is not None:
+                        offered.discard(rid)
                     body = {"request": w.request, "lease": reply["lease"]}
                     effects.append(Push(w.conn, "lease_granted", body))
                     break
@@ -344,17 +384,16 @@ class PoolBook:
             if w.conn == conn:
                 self._forget(w)
 
-    def observe(self, effects: Iterable[object]) -> bool:
-        """Note the releases of pool resources among ``effects``; True if any."""
-        any_release = False
+    def observe(self, effects: Iterable[object]) -> list[str]:
+        """Note the releases of pool resources among ``effects``; return their ids."""
+        out: list[str] = []
         for effect in effects:
             if isinstance(effect, Event) and effect.value.get("event") == "ended":
                 rid = effect.resource
                 if rid in self.resources:
                     self.released[rid] = next(self._releases)
-                    self.granted.pop(rid, None)
-                    any_release = True
-        return any_release
+                    out.append(rid)
+        return out
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a waiting pool request."""
