@@ -16,7 +16,16 @@ import time
 __all__ = ("SUITES", "main")
 
 #: Registered suites, in the order a full run executes them.
-SUITES: tuple[str, ...] = ("codec", "broker", "client", "leases", "gateway", "subtree", "store")
+SUITES: tuple[str, ...] = (
+    "codec",
+    "broker",
+    "client",
+    "leases",
+    "gateway",
+    "subtree",
+    "store",
+    "pools",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

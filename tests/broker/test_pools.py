@@ -294,3 +294,29 @@ def test_liveness_wait_cap_and_retries() -> None:
     assert retry["lease"]["resource"] == other["lease"]["resource"] != granted["lease"]["resource"]
     assert other["lease"]["lease_id"] == retry["lease"]["lease_id"]
     assert other["lease"]["attributes"]["os"] == "linux"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"os": "linux"},
+        {"tags": "usb"},
+        {"tags": "gpu", "os": "linux"},
+        {"ram": 8, "online": True},
+        {"ram": 8.0},
+        {"online": 1},
+        {"os": "linux", "ram": {"$gt": 8}},
+        {"serial": "A7", "hostname": "rig1"},
+        {"os": "nothing"},
+        {"os": {"$in": ["linux"]}, "hostname": "rig2"},
+        {"tags": ["usb"]},
+    ],
+)
+def test_index_agrees_with_mongoquery(query: dict[str, Any]) -> None:
+    """The inventory index finds exactly what mongoquery finds on every entry."""
+    from mongoquery import Query
+
+    book = PoolBook(Harness().table)
+    book.load(INVENTORY)
+    brute = [x["id"] for x in INVENTORY if Query(query).match(x)]
+    assert book.matches(query) == brute

@@ -39,6 +39,7 @@ __all__ = (
     "PoolSettings",
     "load_inventory",
     "requirements_problem",
+    "with_defaults",
 )
 
 #: The query operators the pool accepts (those ``mongoquery`` implements; ``$regex`` takes
@@ -68,6 +69,23 @@ OPERATORS: Final = frozenset(
 )
 #: Pool requests get request ids from here, far from the lease table's own.
 _FIRST_REQUEST: Final = 1 << 40
+
+
+_NONE: Final[frozenset[str]] = frozenset()
+#: Distinct queries whose matches are remembered until the inventory changes (jobs of one CI
+#: pipeline ask the same requirements again and again); the memory is dropped when full.
+_CACHE_MAX: Final = 1024
+
+
+def _scalar(value: object) -> bool:
+    """True for the values the inventory index holds: str, int, float (not NaN), bool."""
+    if isinstance(value, float):
+        return value == value  # noqa: PLR0124 (NaN is never equal to itself)
+    return isinstance(value, (str, int, bool))
+
+
+def _indexable_field(key: object) -> bool:
+    return isinstance(key, str) and not key.startswith("$") and "." not in key
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +197,9 @@ class PoolBook:
     waiters: dict[int, PoolWaiter] = field(default_factory=dict)
     keys: dict[tuple[Hashable, str], PoolWaiter | int] = field(default_factory=dict)
     _order: dict[str, int] = field(default_factory=dict)  # id -> place in the inventory
+    _preference: dict[str, None] = field(default_factory=dict)  # ids, least recently used first
+    _index: dict[tuple[str, Any], set[str]] = field(default_factory=dict)  # (field, value) -> ids
+    _cache: dict[str, list[str]] = field(default_factory=dict)  # query JSON -> its matches
     _requests: Iterator[int] = field(default_factory=lambda: itertools.count(_FIRST_REQUEST))
     _releases: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -187,6 +208,16 @@ class PoolBook:
         request's matches are found again (a query the new inventory breaks matches nothing)."""
         self.resources = {str(item["id"]): item for item in items}
         self._order = {rid: n for n, rid in enumerate(self.resources)}
+        self._preference = dict.fromkeys(self.resources)  # longest unused first
+        index: dict[tuple[str, Any], set[str]] = {}
+        for rid, attrs in self.resources.items():
+            for field_name, value in attrs.items():
+                values = value if isinstance(value, list) else [value]
+                for x in values:
+                    if _scalar(x):
+                        index.setdefault((field_name, x), set()).add(rid)
+        self._index = index
+        self._cache.clear()
         for w in self.waiters.values():
             try:
                 w.candidates = frozenset(self.matches(w.query))
@@ -198,24 +229,83 @@ class PoolBook:
     def matches(self, query: dict[str, Any]) -> list[str]:
         """Ids of the resources ``query`` matches, in inventory order.
 
+        Top-level ``field: scalar`` conditions (the usual ``os``, ``hostname``, ``online``)
+        are looked up in an index of the inventory, as ``mongoquery`` would decide them
+        (equal, or an element of a list); the rest of the query runs through ``mongoquery`` on
+        those candidates only.
+
         Raises:
-            QueryError: ``mongoquery`` refused the query.
+            QueryError: ``mongoquery`` refused the query (and what it raises on bad operands).
         """
-        q = Query(query)
-        return [rid for rid, attrs in self.resources.items() if q.match(attrs)]
+        try:
+            cache_key: str | None = json.dumps(query, sort_keys=True)
+        except (TypeError, ValueError):
+            cache_key = None
+        if cache_key is not None:
+            cached = self._cache.get(cache_key)
+            if cached is not None:
+                return cached
+        found: list[set[str] | frozenset[str]] = []
+        rest: dict[str, Any] = {}
+        for k, v in query.items():
+            hits = self._lookup(k, v)
+            if hits is None:
+                rest[k] = v
+            else:
+                found.append(hits)
+        if found:
+            found.sort(key=len)
+            hits = found[0].intersection(*found[1:])
+            ids = sorted(hits, key=self._order.__getitem__)
+        else:
+            ids = list(self.resources)
+        if rest and ids:
+            q = Query(rest)
+            ids = [rid for rid in ids if q.match(self.resources[rid])]
+        if cache_key is not None:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[cache_key] = ids
+        return ids
+
+    def _lookup(self, key: str, value: Any) -> set[str] | frozenset[str] | None:
+        """The ids a top-level condition matches, from the index; ``None`` if the index cannot
+        say (then ``mongoquery`` decides)."""
+        if not _indexable_field(key):
+            return None
+        if _scalar(value):  # equal, or an element of a list, as mongoquery's implicit $eq
+            return self._index.get((key, value), _NONE)
+        if (
+            isinstance(value, dict)
+            and list(value) == ["$in"]
+            and isinstance(value["$in"], list)
+            and all(_scalar(x) for x in value["$in"])
+        ):
+            out: set[str] = set()
+            for x in value["$in"]:
+                out |= self._index.get((key, x), _NONE)
+            return out
+        return None
 
     def _free(self, rid: str) -> bool:
         t = self.table
-        if rid not in t._records:
+        rec = t._records.get(rid)
+        if rec is None:
             return True
+        if rec.active:  # held by name: the common case, decided without a scan
+            return False
         return not t._conflicts(rid, EXCLUSIVE) and not t._held_back(rid, EXCLUSIVE, None)
 
-    def _pick(self, ids: list[str]) -> list[str]:
-        """The free ones among ``ids``, released longest ago first (never used: first)."""
-        free = [rid for rid in ids if self._free(rid)]
-        order = self._order
-        free.sort(key=lambda rid: (self.released.get(rid, 0), order.get(rid, 0)))
-        return free
+    def _pick(self, ids: list[str]) -> Iterator[str]:
+        """The free ones among ``ids``, released longest ago first (never used ones first, in
+        inventory order), checked lazily: the first free one usually ends the walk."""
+        if len(ids) <= 64:
+            order = self._order
+            ranked = sorted(ids, key=lambda rid: (self.released.get(rid, 0), order.get(rid, 0)))
+        else:
+            wanted = set(ids)
+            return (rid for rid in self._preference if rid in wanted and self._free(rid))
+        return (rid for rid in ranked if self._free(rid))
 
     # -- verbs -----------------------------------------------------------------------------------
 
@@ -277,9 +367,9 @@ class PoolBook:
         ):
             return status("WAIT_LIMIT", max_waits=self.table.max_waits), effects
         if wait == 0:
-            holders = [holder_entry(x) for rid in ids for x in self.table.covering_leases(rid)]
+            holders = self._holders(ids)
             reason = f"all {len(ids)} matching resources are held"
-            return status("NONE_FREE", reason=reason, holders=holders[:16]), effects
+            return status("NONE_FREE", reason=reason, holders=holders), effects
         w = PoolWaiter(
             request=next(self._requests),
             conn=conn,
@@ -296,10 +386,13 @@ class PoolBook:
             self.keys[(conn, key)] = w
         return self._queued(w, ids), effects
 
+    def _holders(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Holder entries of the first 16 of ``ids`` (enough to say who blocks)."""
+        return [holder_entry(x) for rid in ids[:16] for x in self.table.covering_leases(rid)]
+
     def _queued(self, w: PoolWaiter, ids: list[str]) -> Reply:
         position = 1 + sum(1 for other in self.waiters.values() if other.request < w.request)
-        holders = [holder_entry(x) for rid in ids for x in self.table.covering_leases(rid)]
-        return status("QUEUED", request=w.request, position=position, holders=holders[:16])
+        return status("QUEUED", request=w.request, position=position, holders=self._holders(ids))
 
     def _shown(self, lease: Lease, queued: float) -> dict[str, Any]:
         """The lease object of a pool grant: with the resource's attributes and queue time."""
@@ -392,6 +485,8 @@ class PoolBook:
                 rid = effect.resource
                 if rid in self.resources:
                     self.released[rid] = next(self._releases)
+                    self._preference.pop(rid, None)
+                    self._preference[rid] = None  # now the most recently released
                     out.append(rid)
         return out
 
