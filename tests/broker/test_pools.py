@@ -23,7 +23,8 @@ INVENTORY = [
     {"id": "dev-1", "hostname": HOST, "online": True, "os": "linux", "ram": 8,
      "tags": ["usb", "gpu"]},
     {"id": "dev-2", "hostname": HOST, "online": True, "os": "windows", "ram": 16, "tags": ["usb"]},
-    {"id": "dev-3", "hostname": HOST, "online": True, "os": "linux", "ram": 32, "serial": "A7"},
+    {"id": "dev-3", "hostname": HOST, "online": True, "os": "linux", "ram": 32, "serial": "A7",
+     "board": {"rev": 2}},
     {"id": "dev-4", "hostname": HOST, "online": False, "os": "linux", "ram": 64},
     {"id": "dev-5", "hostname": "rig2", "online": True, "os": "linux", "ram": 8},
 ]  # fmt: skip
@@ -108,6 +109,7 @@ class Pool:
         ({"tags": {"$elemMatch": {"$eq": "gpu"}}}, {"dev-1"}),
         ({"ram": {"$mod": [16, 0]}}, {"dev-2", "dev-3"}),
         ({"serial": {"$type": "string"}}, {"dev-3"}),
+        ({"board.rev": 2}, {"dev-3"}),
     ],
 )
 def test_each_operator(query: dict[str, Any], expected: set[str]) -> None:

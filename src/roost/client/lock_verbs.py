@@ -1,4 +1,4 @@
-"""Durable keyed locks and resource pools: the client's half (protocol.md E12, E13).
+"""Durable keyed locks and resource pools: the client's half (protocol.md E14, E15).
 
 Rules of this module:
 
