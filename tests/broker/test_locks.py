@@ -201,3 +201,17 @@ def test_bad_names_keys_and_paths() -> None:
     assert lk.set("re", "")["status"] == "bad_args"
     assert lock_path("re/queue") == "/meta/locks/re_2Fqueue"
     assert lock_path("printer-1") == "/meta/locks/printer_2D1"
+
+
+def test_key_work_is_only_what_is_unknown() -> None:
+    """A new lock needs a hash; a key that opened the lock before needs no scrypt at all."""
+    lk = Locks()
+    assert lk.book.key_work("k1", resource="re").new_hash
+    lk.set("re", "k1", "queue")
+    work = lk.book.key_work("k1", resource="re")
+    assert work.check == (lk.book.locks["re"].key_hash,) and not work.new_hash
+    lk.book.token_for("re/queue", "k1")  # opens it once
+    assert not lk.book.key_work("k1", resource="re").needed
+    assert not lk.book.key_work("k1", guard="re/queue/x").needed
+    assert lk.book.key_work("k2", guard="re/queue/x").needed
+    assert not lk.book.key_work("e", emergency=True).needed  # no emergency key configured

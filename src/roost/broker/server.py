@@ -26,6 +26,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, cast
 
 import anyio
@@ -252,6 +253,13 @@ class _Hooks:
 
         loop.run_in_executor(None, work).add_done_callback(finished)
 
+    def run_blocking(self, work: Callable[[], Any], then: Callable[[Any, float], None]) -> None:
+        """Run slow ``work`` (a lock key's scrypt) in a worker thread, then ``then(result,
+        now)`` back on the loop; nothing is waited for on the loop."""
+        loop = self.loop
+        future = loop.run_in_executor(self.broker.key_worker(), work)
+        future.add_done_callback(lambda f: None if f.cancelled() else then(f.result(), loop.time()))
+
 
 def _client_repr(session: Session) -> str:
     if session.client_id is None:
@@ -405,9 +413,16 @@ class Broker:
         self.locks = locks
         self.pools = pools
         self.extras: Extras | None = None
+        self._key_worker: ThreadPoolExecutor | None = None
         self._server: asyncio.Server | None = None
         self._hooks: _Hooks | None = None
         self._router: Router | None = None
+
+    def key_worker(self) -> ThreadPoolExecutor:
+        """The one worker thread that hashes lock keys (one at a time: scrypt is memory-hard)."""
+        if self._key_worker is None:
+            self._key_worker = ThreadPoolExecutor(1, thread_name_prefix="roost-keys")
+        return self._key_worker
 
     @property
     def router(self) -> Router:
@@ -504,6 +519,9 @@ class Broker:
         gateway, self.gateway = self.gateway, None
         if gateway is not None:
             await gateway.close()
+        worker, self._key_worker = self._key_worker, None
+        if worker is not None:
+            worker.shutdown(wait=False, cancel_futures=True)
         await server.wait_closed()
 
     async def serve_forever(

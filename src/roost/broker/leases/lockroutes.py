@@ -3,7 +3,10 @@
 Rules of this module:
 
 - Each request is one :class:`~roost.broker.leases.locks.LockBook` call, then its effects are
-  applied by the lease layer, then the reply is queued (as for every lease request).
+  applied by the lease layer, then the reply is queued (as for every lease request). The scrypt
+  a key needs (a new lock's hash, a key not seen before) runs first in the server's key worker
+  thread, never on the event loop; the request is decided when it is done (its reply may then
+  follow replies to later requests of the same connection).
 - The key travels only in requests; replies, states and logs never carry it.
 - The lock info of a resource is the broker-owned state ``/meta/locks/<name>``
   (:func:`~roost.broker.leases.locks.lock_path`), updated on every change.
@@ -13,18 +16,26 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-from roost.broker.leases.locks import KEY_MAX, LockBook, LockSettings, hash_key, lock_path
+from roost.broker.leases.locks import (
+    KEY_MAX,
+    KeyWork,
+    LockBook,
+    LockSettings,
+    do_key_work,
+    hash_key,
+    lock_path,
+)
 from roost.broker.leases.routes import LeaseLayer
 from roost.broker.leases.types import Identity
 from roost.broker.leases.wire import BadArgs, identity_of
 from roost.broker.session import Session
 from roost.protocol.values import Value
 
-__all__ = ("install_locks", "lock_settings", "parse_locks_section")
+__all__ = ("MAX_PENDING", "install_locks", "lock_settings", "parse_locks_section")
 
 log = logging.getLogger("roost.broker.leases")
 
@@ -86,10 +97,44 @@ def _scopes(body: dict[str, Any]) -> list[str]:
     return scopes
 
 
+#: Key checks waiting for the worker thread at most; more are refused with ``BUSY`` (each
+#: holds a request's key and arguments until its scrypt is done).
+MAX_PENDING: Final = 256
+
+
 class _LockRoutes:
     def __init__(self, layer: LeaseLayer, book: LockBook) -> None:
         self.layer = layer
         self.book = book
+        self.pending = 0
+
+    def offload(
+        self,
+        session: Session | None,
+        rid: int,
+        work: KeyWork,
+        then: Callable[[KeyWork, float], None],
+        now: float,
+    ) -> None:
+        """Run ``work``'s scrypt off the loop (the server's ``run_blocking`` hook), then
+        ``then(work, now)`` on it; at once when there is nothing to compute or no hook."""
+        run = getattr(self.layer.router.hooks, "run_blocking", None)
+        if not work.needed or run is None:
+            then(do_key_work(work), now)
+            return
+        if self.pending >= MAX_PENDING:
+            if session is not None:
+                reason = "too many key checks in progress; try again"
+                self.layer._reply(session, rid, {"status": "BUSY", "reason": reason})
+            return
+        self.pending += 1
+
+        def done(result: KeyWork, when: float) -> None:
+            self.pending -= 1
+            if session is None or not session.closed:
+                then(result, when)
+
+        run(lambda: do_key_work(work), done)
 
     def _answer(
         self, session: Session, rid: int, reply: dict[str, Any], fx: Any, now: float
@@ -115,9 +160,15 @@ class _LockRoutes:
             self.layer._reply(session, rid, {"status": "bad_args", "reason": str(exc)})
             return True
         assert resource is not None and key is not None
-        wall = now + self.layer.table.wall_offset
-        reply, fx = self.book.set(resource, key, now, wall, scopes=scopes, identity=identity)
-        self._answer(session, rid, reply, fx, now)
+
+        def then(work: KeyWork, when: float) -> None:
+            wall = when + self.layer.table.wall_offset
+            reply, fx = self.book.set(
+                resource, key, when, wall, scopes=scopes, identity=identity, work=work
+            )
+            self._answer(session, rid, reply, fx, when)
+
+        self.offload(session, rid, self.book.key_work(key, resource=resource), then, now)
         return True
 
     def lock_clear(self, session: Session, rid: int, body: object, now: float) -> bool:
@@ -132,9 +183,37 @@ class _LockRoutes:
             self.layer._reply(session, rid, {"status": "bad_args", "reason": str(exc)})
             return True
         assert resource is not None
-        reply, fx = self.book.clear(resource, now, key=key, emergency_key=emergency)
-        self._answer(session, rid, reply, fx, now)
+        if emergency is not None:
+            work = self.book.key_work(emergency, emergency=True)
+        elif key is not None and resource in self.book.locks:
+            work = self.book.key_work(key, resource=resource)
+        else:
+            work = KeyWork("")
+
+        def then(done: KeyWork, when: float) -> None:
+            reply, fx = self.book.clear(resource, when, key=key, emergency_key=emergency, work=done)
+            self._answer(session, rid, reply, fx, when)
+
+        self.offload(session, rid, work, then, now)
         return True
+
+    def key_proof(  # noqa: PLR0917 (the shape of the KeyProof hook)
+        self,
+        session: Session,
+        rid: int,
+        guard: str,
+        key: str,
+        done: Callable[[dict[str, Any], Any, float], None],
+        now: float,
+    ) -> None:
+        """Find the token a keyed call on ``guard`` is forwarded with, then ``done(reply,
+        token, now)`` (later, when the key needs scrypt)."""
+
+        def then(work: KeyWork, when: float) -> None:
+            reply, token = self.book.token_for(guard, key, work)
+            done(reply, token, when)
+
+        self.offload(session, rid, self.book.key_work(key, guard=guard), then, now)
 
     def lock_info(self, session: Session, rid: int, body: object, now: float) -> bool:
         b = self._parsed(session, rid, body)
@@ -180,6 +259,6 @@ def install_locks(
     layer.extra[0x5B] = routes.lock_set
     layer.extra[0x5C] = routes.lock_clear
     layer.extra[0x5D] = routes.lock_info
-    layer.key_proof = book.token_for
+    layer.key_proof = routes.key_proof
     layer.apply(book.restore(now), now)
     return book

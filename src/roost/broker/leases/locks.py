@@ -38,12 +38,15 @@ from roost.errors import RoostError
 from roost.protocol.tokens import covers, meta_name, valid_resource
 
 __all__ = (
+    "KEY_MAX",
     "LOCKS_FILE",
+    "KeyWork",
     "Lock",
     "LockBook",
     "LockHolder",
     "LockSettings",
     "clear_offline",
+    "do_key_work",
     "hash_key",
     "key_matches",
     "lock_path",
@@ -84,6 +87,32 @@ def lock_path(resource: str) -> str:
     """The broker-owned state showing the lock info of ``resource``: ``/meta/locks/<name>``
     with ``/`` written ``_2F`` (so a lock on ``re`` and one on ``re/queue`` are siblings)."""
     return "/meta/locks/" + meta_name(resource).replace("/", "_2F")
+
+
+@dataclass(slots=True)
+class KeyWork:
+    """The scrypt work one request needs, done off the event loop by :func:`do_key_work`:
+    which stored hashes the key matches, and a new hash of it when a lock is to be created."""
+
+    key: str
+    check: tuple[str, ...] = ()
+    new_hash: bool = False
+    matches: dict[str, bool] = field(default_factory=dict)
+    hashed: str | None = None
+
+    @property
+    def needed(self) -> bool:
+        """True if there is anything to compute."""
+        return bool(self.check) or self.new_hash
+
+
+def do_key_work(work: KeyWork) -> KeyWork:
+    """Compute what ``work`` asks for (slow: run it in a worker thread); returns ``work``."""
+    for stored in work.check:
+        work.matches[stored] = key_matches(stored, work.key)
+    if work.new_hash:
+        work.hashed = hash_key(work.key)
+    return work
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +226,12 @@ def clear_offline(state_dir: str | os.PathLike[str], resource: str) -> bool:
     except OSError as exc:
         raise RoostError(f"cannot write {path}: {exc}") from exc
     return True
+
+
+def _new_hash(key: str, work: KeyWork | None) -> str:
+    if work is not None and work.key == key and work.hashed is not None:
+        return work.hashed
+    return hash_key(key)
 
 
 def _new_uid() -> str:
@@ -362,15 +397,55 @@ class LockBook:
             lock=self.info_of(lock.resource),
         )
 
-    def opens(self, lock: Lock, key: str) -> bool:
-        """True if ``key`` is the lock's key (scrypt once; then a keyed digest)."""
+    def opens(self, lock: Lock, key: str, work: KeyWork | None = None) -> bool:
+        """True if ``key`` is the lock's key: a keyed digest of a key that opened it before,
+        else the scrypt result in ``work`` (computed off the loop), else scrypt here."""
         mine = hmac.new(self._pepper, key.encode(), hashlib.sha256).digest()
         if lock.known is not None and hmac.compare_digest(lock.known, mine):
             return True
-        if key_matches(lock.key_hash, key):
+        if work is not None and work.key == key and lock.key_hash in work.matches:
+            ok = work.matches[lock.key_hash]
+        else:
+            ok = key_matches(lock.key_hash, key)
+        if ok:
             lock.known = mine
-            return True
-        return False
+        return ok
+
+    def _known(self, lock: Lock, key: str) -> bool:
+        mine = hmac.new(self._pepper, key.encode(), hashlib.sha256).digest()
+        return lock.known is not None and hmac.compare_digest(lock.known, mine)
+
+    def key_work(
+        self,
+        key: str,
+        *,
+        resource: str | None = None,
+        guard: str | None = None,
+        emergency: bool = False,
+    ) -> KeyWork:
+        """The scrypt work a request with ``key`` needs: for ``lock_set``/``lock_clear`` on
+        ``resource``, a keyed call on ``guard``, or an emergency clear. Nothing when the key
+        already opened the lock(s) concerned."""
+        check: list[str] = []
+        new_hash = False
+        if emergency:
+            if self.settings.emergency_key_hash is not None:
+                check.append(self.settings.emergency_key_hash)
+        elif resource is not None:
+            lock = self.locks.get(resource)
+            if lock is None:
+                new_hash = True
+            elif not self._known(lock, key):
+                check.append(lock.key_hash)
+        elif guard is not None:
+            for lease in self.table.covering_leases(guard):
+                holder = lease.conn
+                if isinstance(holder, LockHolder) and holder.resource in self.locks:
+                    lock = self.locks[holder.resource]
+                    if self._known(lock, key):
+                        return KeyWork(key)
+                    check.append(lock.key_hash)
+        return KeyWork(key, tuple(dict.fromkeys(check)), new_hash)
 
     def set(
         self,
@@ -381,6 +456,7 @@ class LockBook:
         *,
         scopes: Iterable[str] = (),
         identity: Identity = _NO_IDENTITY,
+        work: KeyWork | None = None,
     ) -> tuple[Reply, Effects]:
         """Lock ``resource`` (or only its ``scopes``) with ``key``, or update the lock the key
         opens (scopes, note, user). ``OK`` + ``lock`` (the info), or ``INVALID_KEY`` (naming
@@ -397,12 +473,12 @@ class LockBook:
                 reason = self.table.resource_problem(f"{resource}/{scope}")
                 return status("INVALID_RESOURCE", reason=f"scope {scope!r}: {reason}"), []
         old = self.locks.get(resource)
-        if old is not None and not self.opens(old, key):
+        if old is not None and not self.opens(old, key, work):
             return self._refusal(old), []
         lock = Lock(
             resource=resource,
             scopes=wanted,
-            key_hash=old.key_hash if old is not None else hash_key(key),
+            key_hash=old.key_hash if old is not None else _new_hash(key, work),
             user=identity.user,
             name=identity.name,
             host=identity.host,
@@ -434,7 +510,13 @@ class LockBook:
         return status("OK", lock=self.info_of(resource)), effects
 
     def clear(
-        self, resource: str, now: float, *, key: str | None = None, emergency_key: str | None = None
+        self,
+        resource: str,
+        now: float,
+        *,
+        key: str | None = None,
+        emergency_key: str | None = None,
+        work: KeyWork | None = None,
     ) -> tuple[Reply, Effects]:
         """Unlock ``resource`` with its key or the emergency key. ``OK`` + ``lock`` (now
         unlocked), ``NOT_LOCKED``, ``INVALID_KEY`` or ``NOT_SAVED``."""
@@ -445,9 +527,13 @@ class LockBook:
             stored = self.settings.emergency_key_hash
             if stored is None:
                 return status("INVALID_KEY", reason="no emergency key is configured"), []
-            if not key_matches(stored, emergency_key):
+            if work is not None and work.key == emergency_key and stored in work.matches:
+                ok = work.matches[stored]
+            else:
+                ok = key_matches(stored, emergency_key)
+            if not ok:
                 return status("INVALID_KEY", reason="that is not the emergency key"), []
-        elif key is None or not self.opens(lock, key):
+        elif key is None or not self.opens(lock, key, work):
             return self._refusal(lock), []
         del self.locks[resource]
         problem = self._save()
@@ -458,7 +544,7 @@ class LockBook:
         self.publish(resource, self.info_of(resource), now)
         return status("OK", lock=self.info_of(resource)), effects
 
-    def token_for(self, guard: str, key: str) -> tuple[Reply, Any]:
+    def token_for(self, guard: str, key: str, work: KeyWork | None = None) -> tuple[Reply, Any]:
         """The token to forward a call on a node guarded by ``guard`` with, when ``key`` opens
         a lock whose lease covers ``guard``: ``({"status": "OK"}, token)``, else a refusal."""
         mine: list[tuple[Lock, Lease]] = []
@@ -467,7 +553,7 @@ class LockBook:
             if isinstance(holder, LockHolder) and holder.resource in self.locks:
                 mine.append((self.locks[holder.resource], lease))
         for lock, lease in mine:
-            if self.opens(lock, key):
+            if self.opens(lock, key, work):
                 return status("OK"), lease.token
         if mine:
             return self._refusal(mine[-1][0]), None

@@ -20,7 +20,7 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, TypeAlias
 
 from roost.broker import frames
 from roost.broker.leases.config import LeaseConfig, load_lease_config
@@ -39,6 +39,7 @@ from roost.protocol.values import Value, pack, unpack
 
 __all__ = (
     "AUDIT_FILE",
+    "KeyProof",
     "LeaseLayer",
     "declared_resources",
     "install_leases",
@@ -53,6 +54,14 @@ _OK: Final = frozenset({"OK", "QUEUED"})
 
 audit_log = logging.getLogger("roost.broker.audit")
 log = logging.getLogger("roost.broker.leases")
+
+
+#: ``key_proof(session, rid, guard, key, done, now)``: find the token a durable lock's key proves
+#: for ``guard`` and call ``done(reply, token, now)``, maybe later (the key's scrypt runs off the
+#: loop).
+KeyProof: TypeAlias = Callable[
+    [Session, int, str, str, Callable[[dict[str, Any], Any, float], None], float], None
+]
 
 
 def no_lease_text(resource: str, holders: Any) -> str:
@@ -124,7 +133,7 @@ class LeaseLayer:
         #: Handlers of further extension requests (code -> handler of the raw body, True if it
         #: answered it), and what turns a durable lock's key into the token a guarded node sees.
         self.extra: dict[int, Callable[[Session, int, Any, float], bool]] = {}
-        self.key_proof: Callable[[str, str], tuple[dict[str, Any], Any]] | None = None
+        self.key_proof: KeyProof | None = None
         #: Called with each batch of effects after they are applied (pools watch releases).
         self.observers: list[Callable[[list[Effect], float], None]] = []
         router.handle_extension = self.handle  # type: ignore[method-assign]
@@ -388,10 +397,21 @@ class LeaseLayer:
             if self.key_proof is None:
                 self._reply(session, rid, {"status": "NO_LEASE", "reason": "no durable locks"})
                 return
-            proof, token = self.key_proof(node.guard, key)
-            if proof["status"] != "OK":
-                self._reply(session, rid, proof)
-                return
+            path, call = node.path, node.kind is ACTION
+
+            def proven(proof: dict[str, Any], lock_token: Any, when: float) -> None:
+                if proof["status"] != "OK":
+                    self._reply(session, rid, proof)
+                    return
+                # The proof may have taken a while: decide on the node as it is now.
+                body = {"path": path, "token": lock_token}
+                if call:
+                    self._lease_call(session, rid, {**body, "args": unpack(raw), "key": None}, when)
+                else:
+                    self._lease_set(session, rid, {**body, "value": unpack(raw), "key": None}, when)
+
+            self.key_proof(session, rid, node.guard, key, proven, now)
+            return
         reply, effects = self.table.check_guard(session, node.guard, token, now)
         self.apply(effects, now)
         if reply["status"] != "OK":
