@@ -27,3 +27,23 @@ async def test_scrypt_does_not_hold_up_the_broker(broker_thread: BrokerThread) -
         locked = await reply_to(w, lock_id)
         assert locked.ok and locked["lock"]["locked"] and locked["lock"]["note"] == "n"
         assert "k1" not in repr(locked.value)
+
+
+async def test_lock_info_state_is_the_brokers(broker_thread: BrokerThread) -> None:
+    """Clients cannot register under /meta/locks; an observer sees the lock info change."""
+    async with (
+        await connect(broker_thread.port, timeout=5) as owner,
+        await connect(broker_thread.port, timeout=5) as watcher,
+    ):
+        rid = owner.next_id()
+        refused = await owner.request(m.StateRegister(rid, "/meta/locks/lamp"))
+        assert isinstance(refused, m.ReplyError) and refused.value.obj == "path_already_exists"
+        rid = watcher.next_id()
+        await watcher.send(m.StateObserve(rid, "/meta/locks/lamp"))
+        assert isinstance(await watcher.recv(), m.ReplyStateUnknown)
+        lock_id = owner.next_id()
+        await owner.send(m.LockSet(lock_id, Value.of({"resource": "lamp", "key": "k1"})))
+        assert (await reply_to(owner, lock_id)).ok
+        note = await watcher.recv()
+        assert isinstance(note, m.StateNotify) and note.path == "/meta/locks/lamp"
+        assert note.value.obj["locked"] is True and note.value.obj["uid"]

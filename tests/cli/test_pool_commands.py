@@ -10,11 +10,13 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from roost.broker.leases.pools import PoolSettings
 from roost.client import SyncClient
+from tests.brokerproc import BrokerProcess
 from tests.cli.conftest import RunRoost, SpawnRoost
 from tests.conftest import start_broker_thread
 
@@ -98,3 +100,19 @@ def test_killed_job_frees_its_device(pool: str, spawn: SpawnRoost, roost: RunRoo
             held.return_lease()
     finally:
         os.kill(child_pid, signal.SIGKILL)
+
+
+def test_sighup_reloads_the_inventory(tmp_path: Path, roost: RunRoost) -> None:
+    """`roost serve --inventory F` reads F again on SIGHUP (a real broker process)."""
+    inventory = tmp_path / "resources.json"
+    inventory.write_text(json.dumps(DEVICES[:1]))
+    with BrokerProcess(["--inventory", str(inventory)]) as broker:
+        s = f"127.0.0.1:{broker.port}"
+        first = roost("resources", "-s", s, "--json")
+        assert [json.loads(line)["id"] for line in first.lines] == ["dev-1"]
+        inventory.write_text(json.dumps(list(DEVICES)))
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGHUP)
+        broker.wait_for_log(lambda r: r.get("msg") == "pool inventory: 3 resources")
+        after = roost("resources", "-s", s, "--json")
+        assert [json.loads(line)["id"] for line in after.lines] == ["dev-1", "dev-2", "win-1"]
