@@ -149,6 +149,9 @@ def test_impossible_requirement_fails_at_once() -> None:
         {"os": {"$regex": 5}},
         {"os": {"$options": "i"}},
         {"ram": {"$mod": [0, 0]}},
+        {"id": {"$regex": "^(a+)+$"}},
+        {"id": {"$regex": "(x*y)*z"}},
+        {"id": {"$regex": "x" * 300}},
     ],
 )
 def test_invalid_requirements(query: Any) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from roost.protocol.tokens import resource_problem
 
 __all__ = (
     "OPERATORS",
+    "REGEX_MAX",
     "PoolBook",
     "PoolSettings",
     "load_inventory",
@@ -145,7 +147,8 @@ def load_inventory(settings: PoolSettings) -> list[dict[str, Any]]:
 
 
 def requirements_problem(query: object) -> str | None:
-    """What makes ``query`` unusable (not a map, an unsupported ``$`` operator), or ``None``."""
+    """What makes ``query`` unusable (not a map, an unsupported ``$`` operator, a regular
+    expression that could run for very long), or ``None``."""
     if not isinstance(query, dict):
         return "requirements must be a map"
     stack: list[object] = [query]
@@ -157,9 +160,29 @@ def requirements_problem(query: object) -> str | None:
                     return f"a key {key!r} that is not a str"
                 if key.startswith("$") and key not in OPERATORS:
                     return f"operator {key!r} is not supported"
+                if key == "$regex" and isinstance(value, str):
+                    problem = _regex_problem(value)
+                    if problem is not None:
+                        return problem
                 stack.append(value)
         elif isinstance(item, list):
             stack.extend(item)
+    return None
+
+
+#: A group holding a repetition that is itself repeated (``(a+)+``, ``(x*y)*``, ``(a|b+){2,}``):
+#: the shape of regular expressions whose matching time can explode on a short string.
+_NESTED_REPEAT: Final = re.compile(r"\([^()]*[+*}][^()]*\)\s*[+*{]")
+#: Longest ``$regex`` pattern accepted.
+REGEX_MAX: Final = 256
+
+
+def _regex_problem(pattern: str) -> str | None:
+    """Why the broker will not run ``pattern`` (matching runs on its event loop), or ``None``."""
+    if len(pattern) > REGEX_MAX:
+        return f"a $regex longer than {REGEX_MAX} characters"
+    if _NESTED_REPEAT.search(pattern):
+        return f"$regex {pattern!r} repeats a repetition (its matching time could explode)"
     return None
 
 
