@@ -258,6 +258,8 @@ def test_lockable_example_inventory_loads(tmp_path: Any) -> None:
         ([{"name": "x"}], "no 'id'"),
         ([{"id": "a b"}], "no resource name"),
         ([{"id": "a"}, {"id": "a"}], "twice"),
+        ([{"id": 7}, {"id": "7"}], "twice"),
+        ([{"id": True}], "no 'id'"),
     ],
 )
 def test_bad_inventories(items: Any, words: str) -> None:

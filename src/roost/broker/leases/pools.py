@@ -100,8 +100,8 @@ class PoolSettings:
 
 
 def check_inventory(items: object, source: str) -> list[dict[str, Any]]:
-    """``items`` as an inventory: a list of objects with a unique ``id`` each that is a valid
-    resource name.
+    """``items`` as an inventory: a list of objects with a unique ``id`` each (a str, or an int
+    taken as its decimal text) that is a valid resource name.
 
     Raises:
         ValueError: naming ``source`` and what is wrong.
@@ -113,9 +113,10 @@ def check_inventory(items: object, source: str) -> list[dict[str, Any]]:
     for n, item in enumerate(items):
         if not isinstance(item, dict):
             raise ValueError(f"{source}: item {n} is not an object")
-        rid = item.get("id")
-        if not isinstance(rid, str):
-            raise ValueError(f"{source}: item {n} has no 'id' string")
+        raw = item.get("id")
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+            raise ValueError(f"{source}: item {n} has no 'id' string (or integer)")
+        rid = str(raw)
         problem = resource_problem(rid)
         if problem is not None:
             raise ValueError(f"{source}: item {n} has an id that is no resource name: {problem}")
