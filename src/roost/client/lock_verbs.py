@@ -18,7 +18,7 @@ import anyio
 
 from roost.client.lease_verbs import LeaseVerbs
 from roost.client.leases import Lease
-from roost.errors import RemoteError, RoostError, lease_error_for
+from roost.errors import LeasesUnsupported, RemoteError, RoostError, lease_error_for
 from roost.protocol import messages as m
 from roost.protocol.values import Value
 
@@ -27,6 +27,15 @@ __all__ = ("LockVerbs",)
 
 class LockVerbs(LeaseVerbs):
     """Durable locks and pools, on top of :class:`~roost.client.lease_verbs.LeaseVerbs`."""
+
+    def _require(self, extension: str, what: str) -> None:
+        """Raise ``LeasesUnsupported`` before sending anything if the broker's ``/meta/broker``
+        does not announce ``extension`` (a plain ESHET server, or an older roost)."""
+        self._require_leases()
+        info = self._broker_info or {}
+        extensions = info.get("extensions")
+        if not isinstance(extensions, dict) or extensions.get(extension) != 1:
+            raise LeasesUnsupported(f"the broker at {self.server} does not offer {what}")
 
     # -- durable locks ---------------------------------------------------------------------------
 
@@ -48,6 +57,7 @@ class LockVerbs(LeaseVerbs):
             AlreadyClaimed: a session lease holds an overlapping resource.
             LeaseError: other refusals (``INVALID_RESOURCE``, ``NOT_SAVED``...).
         """
+        self._require("locks", "durable locks")
         body = {"resource": resource, "key": key, "scopes": list(scopes)}
         body.update(self._identity(note, name))
         reply = await self._lease_request(m.LockSet, body)
@@ -62,6 +72,7 @@ class LockVerbs(LeaseVerbs):
         Raises:
             InvalidKey: the key does not open the lock. NotLocked: there is no lock.
         """
+        self._require("locks", "durable locks")
         body: dict[str, Any] = {"resource": resource}
         if emergency_key is not None:
             body["emergency_key"] = emergency_key
@@ -73,18 +84,20 @@ class LockVerbs(LeaseVerbs):
     async def lock_info(self, resource: str) -> dict[str, Any]:
         """The lock info of ``resource``: ``locked``, ``scopes``, ``user``, ``note``, ``time``,
         ``time_str``, ``emergency_key_set``, ``uid`` (changes on every update), ``durable``."""
+        self._require("locks", "durable locks")
         reply = await self._lease_request(m.LockInfo, {"resource": resource})
         return dict(reply.get("lock") or {})
 
     async def lock_list(self) -> list[dict[str, Any]]:
         """The lock info of every durable lock, by resource name."""
+        self._require("locks", "durable locks")
         reply = await self._lease_request(m.LockInfo, {})
         return [dict(x) for x in reply.get("locks") or [] if isinstance(x, dict)]
 
     async def _keyed(
         self, kind: str, path: str, payload: Any, key: str, timeout: float | None
     ) -> Any:
-        self._require_leases()
+        self._require("locks", "durable locks")
         path = self.resolve(path)
         field = "args" if kind == "call" else "value"
         body = Value.of({"path": path, field: payload, "key": key})
@@ -141,6 +154,7 @@ class LockVerbs(LeaseVerbs):
                 unsupported operator. NoneFree: all matches held and ``wait`` is 0.
             LeaseWaitTimeout: still queued when ``wait`` ran out.
         """
+        self._require("pools", "resource pools")
         return await self.lease_acquire(
             None,
             requirements=requirements,
@@ -172,6 +186,7 @@ class LockVerbs(LeaseVerbs):
     async def pool_resources(self) -> list[dict[str, Any]]:
         """The pool inventory: each resource's ``id``, ``status`` (``free``, ``held``,
         ``offline``), ``holders`` and ``attributes``."""
+        self._require("pools", "resource pools")
         reply = await self._lease_request(m.PoolList, {})
         return [dict(x) for x in reply.get("resources") or [] if isinstance(x, dict)]
 
@@ -181,6 +196,7 @@ class LockVerbs(LeaseVerbs):
         Raises:
             LeaseError: ``NOT_LOADED`` (the old inventory stays) or no pool configured.
         """
+        self._require("pools", "resource pools")
         reply = await self._lease_request(m.PoolReload, {})
         count = reply.get("count")
         return count if isinstance(count, int) else 0

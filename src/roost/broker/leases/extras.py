@@ -19,14 +19,14 @@ __all__ = ("Extras", "LockSettings", "PoolSettings", "install_extras")
 
 @dataclass(slots=True)
 class Extras:
-    """The durable locks of a broker, and its pool when an inventory is configured."""
+    """The durable locks and the pool of a broker (an empty pool without an inventory)."""
 
     locks: LockBook
-    pools: PoolService | None
+    pools: PoolService
 
     def reload_pools(self, now: float) -> str | None:
         """Read the pool inventory again (SIGHUP); the problem in words, if any."""
-        return None if self.pools is None else self.pools.reload(now)
+        return self.pools.reload(now)
 
 
 def install_extras(
@@ -36,12 +36,13 @@ def install_extras(
     pools: PoolSettings | None,
     now: float,
 ) -> Extras:
-    """Restore the durable locks (from ``state_dir``) and load the pool inventory, if any.
+    """Restore the durable locks (from ``state_dir``) and load the pool inventory (none: an
+    empty pool, whose requests are ``NO_MATCH``).
 
     Raises:
         RoostError: the kept locks cannot be restored. ValueError: the inventory cannot be
             loaded.
     """
     book = install_locks(layer, state_dir=state_dir, settings=locks, now=now)
-    service = install_pools(layer, pools, now) if pools is not None else None
+    service = install_pools(layer, pools if pools is not None else PoolSettings(), now)
     return Extras(book, service)
