@@ -327,3 +327,17 @@ def test_index_agrees_with_mongoquery(query: dict[str, Any]) -> None:
     book.load(INVENTORY)
     brute = [x["id"] for x in INVENTORY if Query(query).match(x)]
     assert book.matches(query) == brute
+
+
+def test_a_durable_lock_takes_a_device_out_of_the_pool() -> None:
+    """Locking a device's id (say, for maintenance) keeps pool requests off it until cleared."""
+    from roost.broker.leases.locks import LockBook, LockSettings
+
+    p = Pool()
+    locks = LockBook(p.h.table, None, LockSettings(), lambda *_: None)
+    locks.set("dev-2", "k", p.h.now, 0.0, identity=Identity(user="tech", note="repair"))
+    busy = p.acquire("A", {"os": "windows"})
+    assert busy["status"] == "NONE_FREE" and busy["holders"][0]["note"] == "repair"
+    _, fx = locks.clear("dev-2", p.h.now, key="k")
+    assert p.book.observe(fx) == ["dev-2"]
+    assert p.acquire("A", {"os": "windows"})["lease"]["resource"] == "dev-2"
