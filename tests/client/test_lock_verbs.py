@@ -56,7 +56,12 @@ def test_sync_twins() -> None:
             assert [r["status"] for r in owner.pool_resources()] == ["held"]
             with pytest.raises(NoneFree):
                 owner.pool_acquire({"hostname": "rig"})
+            lease = held.lease
+            before = lease.duration
+            assert before is None and lease.queued == 0.0
             held.return_lease()
+            duration = lease.duration
+            assert duration is not None and duration >= 0 and lease.ended_at is not None
             assert owner.pool_reload() == 1
     finally:
         stop.set()
