@@ -457,7 +457,7 @@ class PoolBook:
                 effects += self._end_wait(w, "TIMEOUT")
                 continue
             if offered is not None:
-                ids = [rid for rid in w.candidates if rid in offered]
+                ids = [rid for rid in offered if rid in w.candidates]
                 if not ids:
                     continue
             else:
