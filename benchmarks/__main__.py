@@ -25,6 +25,7 @@ SUITES: tuple[str, ...] = (
     "gateway",
     "subtree",
     "store",
+    "pools",
 )
 
 

@@ -15,6 +15,8 @@
     │       ├── AlreadyClaimed, NotHolder, NotWaiting, NoLease, Older, Revoked,
     │       ├── WrongEpoch, InvalidLease, Unmanaged, TimeoutRequired,
     │       ├── InvalidResource, NotPermitted, ResourceLimit, WaitLimit
+    │       ├── InvalidKey, NotLocked, NotSaved   durable locks
+    │       ├── NoMatch, InvalidRequirements      pools (NoneFree is an AlreadyClaimed)
     │       └── LeaseWaitTimeout  also a TimeoutError
     ├── LeaseLost                 a held lease ended (``.reason``)
     ├── LeasesUnsupported         the broker is a plain ESHET server without the lease extension
@@ -38,7 +40,9 @@ __all__ = (
     "ConnectionClosed",
     "Disconnected",
     "FramingError",
+    "InvalidKey",
     "InvalidLease",
+    "InvalidRequirements",
     "InvalidResource",
     "InvalidValue",
     "LeaseError",
@@ -47,8 +51,12 @@ __all__ = (
     "LeasesUnsupported",
     "LocalProtocolError",
     "NoLease",
+    "NoMatch",
+    "NoneFree",
     "NotHolder",
+    "NotLocked",
     "NotPermitted",
+    "NotSaved",
     "NotWaiting",
     "Older",
     "ProtocolError",
@@ -156,7 +164,36 @@ class LeaseError(RemoteError):
 
     def __str__(self) -> str:
         reason = self.reply.get("reason")
-        return f"{self.status} ({reason})" if reason else self.status
+        text = f"{self.status} ({reason})" if reason else self.status
+        shown = [describe_holder(h) for h in self.holders[:3] if isinstance(h, dict)]
+        if not shown:
+            return text
+        more = len(self.holders) - len(shown)
+        return f"{text}: held by " + "; ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def describe_holder(entry: dict[str, Any]) -> str:
+    """A holder (or waiter) entry in words: ``name (user@host, pid N) on RES since 12:03:04,
+    note "..."``, leaving out what the holder did not say."""
+    import contextlib  # noqa: PLC0415 (only for formatting a refusal)
+    import time  # noqa: PLC0415
+
+    name = entry.get("name") or f"client {entry.get('client', '?')}"
+    user, host, pid = entry.get("user"), entry.get("host"), entry.get("pid")
+    where = "@".join(str(part) for part in (user, host) if part)
+    details = [part for part in (where, f"pid {pid}" if pid is not None else "") if part]
+    text = f"{name} ({', '.join(details)})" if details else str(name)
+    resource = entry.get("resource")
+    if isinstance(resource, str):
+        text += f" on {resource}"
+    since = entry.get("since")
+    if isinstance(since, int | float) and not isinstance(since, bool):
+        with contextlib.suppress(OverflowError, OSError, ValueError):
+            text += " since " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+    note = entry.get("note")
+    if note:
+        text += f', note "{note}"'
+    return text
 
 
 class AlreadyClaimed(LeaseError):
@@ -255,12 +292,73 @@ class WaitLimit(LeaseError):
     status = "WAIT_LIMIT"
 
 
-class LeaseLost(RoostError):
-    """A lease this client held has ended; ``reason`` says why (``taken``, ``disconnected``...)."""
+class InvalidKey(LeaseError):
+    """The key does not open the durable lock (``INVALID_KEY``); the text names who locked it
+    and the note they left, ``reply["lock"]`` is the lock info."""
 
-    def __init__(self, reason: str) -> None:
+    status = "INVALID_KEY"
+
+
+class NotLocked(LeaseError):
+    """There is no durable lock on the resource (``NOT_LOCKED``)."""
+
+    status = "NOT_LOCKED"
+
+
+class NotSaved(LeaseError):
+    """The broker could not write the change to its state directory (``NOT_SAVED``); nothing
+    changed."""
+
+    status = "NOT_SAVED"
+
+
+class NoMatch(LeaseError):
+    """No resource in the pool's inventory matches the requirements (``NO_MATCH``): waiting
+    would never help."""
+
+    status = "NO_MATCH"
+
+
+class NoneFree(AlreadyClaimed):
+    """Every pool resource matching the requirements is held and the request did not wait
+    (``NONE_FREE``)."""
+
+    status = "NONE_FREE"
+
+
+class InvalidRequirements(LeaseError):
+    """The pool requirements use an operator or shape the broker does not support
+    (``INVALID_REQUIREMENTS``)."""
+
+    status = "INVALID_REQUIREMENTS"
+
+
+class LeaseLost(RoostError):
+    """A lease this client held has ended; ``reason`` says why (``taken``, ``disconnected``...).
+
+    For a take, ``by`` is the taker's holder entry and ``why`` the reason the taker gave.
+    """
+
+    def __init__(
+        self, reason: str, by: dict[str, Any] | None = None, why: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.by = by
+        self.why = why
+
+    def __str__(self) -> str:
+        return lost_text(self.reason, self.by, self.why)
+
+
+def lost_text(reason: str, by: dict[str, Any] | None, why: str | None) -> str:
+    """Why a lease was lost, in words: ``taken by NAME (...): "why"`` for a take."""
+    text = reason
+    if by:
+        text += f" by {describe_holder(by)}"
+    if why:
+        text += f': "{why}"'
+    return text
 
 
 class LeasesUnsupported(RoostError):
@@ -285,8 +383,20 @@ _BY_STATUS: dict[str, type[LeaseError]] = {
         NotPermitted,
         ResourceLimit,
         WaitLimit,
+        InvalidKey,
+        NotLocked,
+        NotSaved,
+        NoMatch,
+        NoneFree,
+        InvalidRequirements,
     )
 }
+
+
+def no_lease_reply(text: str) -> dict[str, Any]:
+    """The reply map for the plain error ``NO_LEASE`` (or ``NO_LEASE: who holds it``)."""
+    rest = text.partition(":")[2].strip()
+    return {"status": "NO_LEASE", "reason": rest} if rest else {"status": "NO_LEASE"}
 
 
 def lease_error_for(reply: dict[str, Any]) -> LeaseError:

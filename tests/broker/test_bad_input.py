@@ -39,7 +39,7 @@ TABLE = [
     Case("bad-sync-after-frame", _frame(b"\x09\x00\x01") + b"H", CLOSE),
     Case("length-0", b"G\x00\x00", CLOSE),
     Case("unknown-code-0x0c", _frame(b"\x0c\x00\x01"), CLOSE),
-    Case("unknown-code-0x5b", _frame(b"\x5b\x00\x01\x80"), CLOSE),
+    Case("unknown-code-0x64", _frame(b"\x64\x00\x01\x80"), CLOSE),
     Case("unknown-code-0xff", _frame(b"\xff"), CLOSE),
     Case("server-only-0x04", _frame(b"\x04\xc0"), CLOSE),
     Case("server-only-0x44", _frame(b"\x44/s\x00\xc0"), CLOSE),

@@ -184,7 +184,11 @@ async def test_guards(broker_thread: BrokerThread) -> None:
         assert not r.ok and r.status == "OLDER"
         assert [h["token"] for h in r["holders"]] == [taken]
         rid = a.next_id()
-        assert await a.request(m.ActionCall(rid, "/dev/arm/move", v([]))) == err(rid, "NO_LEASE")
+        refused = await a.request(m.ActionCall(rid, "/dev/arm/move", v([])))
+        assert isinstance(refused, m.ReplyError)
+        text = refused.value.obj
+        assert isinstance(text, str) and text.startswith(f"NO_LEASE: {R} is held by ")
+        assert "mine" not in text  # the take's reason is the taker's business, not the guard's
         assert (await lease(a, m.LeaseCall, path="/dev/arm/move", args=[], token=token)).status == (
             "OLDER"
         )

@@ -69,10 +69,12 @@ def test_guard_decisions() -> None:
     """Plain calls use the caller's newest covering lease; token calls use the use status."""
     h = Harness()
     h.connect("A", "B", "D")
-    assert h.guard("A", R) == {"status": "NO_LEASE"}
+    assert h.guard("A", R) == {"status": "NO_LEASE", "holders": []}
     lab = token_of(h.acquire("A", "lab"))
     assert h.guard("A", R) == {"status": "OK", "token": lab}
-    assert h.guard("B", R) == {"status": "NO_LEASE"}
+    refused = h.guard("B", R)
+    assert refused["status"] == "NO_LEASE"
+    assert [x["token"] for x in refused["holders"]] == [lab]
     sub = sublease(lab, "planner")
     assert h.guard("D", R, sub) == {"status": "OK", "token": sub}
     assert h.guard("D", "elsewhere", sub)["status"] == "UNMANAGED"

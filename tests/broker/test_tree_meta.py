@@ -188,7 +188,11 @@ async def test_meta_reports_each_kind(broker_thread: BrokerThread) -> None:
 
 async def test_meta_broker(broker_thread: BrokerThread) -> None:
     """Case 103: /meta/broker: get, observe without notifications, register/changed/set refused."""
-    info = {"name": "roost", "version": roost.__version__, "extensions": {"lease": 1, "subtree": 1}}
+    info = {
+        "name": "roost",
+        "version": roost.__version__,
+        "extensions": {"lease": 1, "subtree": 1, "locks": 1, "pools": 1},
+    }
     async with await connect(broker_thread.port) as a:
         assert await a.request(m.Get(1, "/meta/broker")) == ok(1, info)
         assert await a.request(m.StateObserve(2, "/meta/broker")) == m.ReplyStateKnown(2, v(info))

@@ -14,7 +14,7 @@ LAYOUT_ERRORS = {
     "empty payload": "",
     "unknown code 0x99": "99 00 01",
     "unknown code 0x0c": "0c 00 01",
-    "unknown code 0x5b": "5b 00 01 80",
+    "unknown code 0x64": "64 00 01 80",
     "unknown code 0x63": "63 80",
     "action_register bytes after NUL": "10 00 01 2f 61 00 00",
     "action_call without NUL": "11 00 01 2f 61",

@@ -15,10 +15,13 @@ from roost.protocol.tokens import (
     covers,
     is_valid_token,
     make_token,
+    meta_name,
     newer,
     overlaps,
+    resource_problem,
     root_of,
     sublease,
+    unmeta_name,
     valid_resource,
 )
 
@@ -31,11 +34,25 @@ def tok(seq: list[Any], epoch: Any = 1, resource: Any = "lab/arm", **extra: Any)
 
 
 @pytest.mark.parametrize(
-    "name", ["lab", "lab/arm", "a_b/C9/x", "0", "lab/robot1/arm", "holders", "event"]
+    "name",
+    [
+        "lab",
+        "lab/arm",
+        "a_b/C9/x",
+        "0",
+        "lab/robot1/arm",
+        "holders",
+        "event",
+        "printer-1",
+        "lab.arm",
+        "job:42",
+        "ci/dev-1.local:5/x",
+    ],
 )
 def test_valid_resource_names(name: str) -> None:
-    """Segments of [A-Za-z0-9_] joined by '/' are valid resource names."""
+    """Segments of [A-Za-z0-9_] (then also '-', '.', ':') joined by '/' are valid names."""
     assert valid_resource(name)
+    assert resource_problem(name) is None
 
 
 @pytest.mark.parametrize(
@@ -48,7 +65,8 @@ def test_valid_resource_names(name: str) -> None:
         "lab/holder",
         "lab/events/x",
         "holder",
-        "l-b",
+        "-lb",
+        "lab/.x",
         "lab arm",
         "läb",
         "lab\n",
@@ -60,6 +78,34 @@ def test_valid_resource_names(name: str) -> None:
 def test_invalid_resource_names(name: object) -> None:
     """Empty segments, reserved segments, other characters and non-str are invalid (E4, L29)."""
     assert not valid_resource(name)
+    assert resource_problem(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("", "empty"),
+        ("lab//arm", "empty segment"),
+        ("lab/holder", "reserved"),
+        ("lab arm", "character ' '"),
+        ("lab/-x", "must start with"),
+        ("x" * 1025, "1025 characters"),
+        (3, "not int"),
+    ],
+)
+def test_resource_problem_says_why(name: object, words: str) -> None:
+    """The reason names what is wrong with the name."""
+    problem = resource_problem(name)
+    assert problem is not None and words in problem
+
+
+def test_meta_names() -> None:
+    """Word-only names keep their path form; the others escape '-', '.', ':' reversibly."""
+    assert meta_name("lab/arm_1") == "lab/arm_1"
+    assert meta_name("printer-1") == "printer_2D1"
+    assert meta_name("lab.arm/job:42") == "lab_2Earm/job_3A42"
+    for name in ("printer-1", "lab.arm/job:42", "a-b.c:d"):
+        assert unmeta_name(meta_name(name)) == name
 
 
 def test_hierarchy_helpers() -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from roost.broker.leases.config import LeaseConfigError, parse_lease_config
+from roost.broker.leases.lockroutes import parse_locks_section
+from roost.broker.leases.poolroutes import parse_pools_section
 from roost.broker.storefile import parse_store_section
 from roost.errors import ConfigError
 
@@ -177,6 +179,8 @@ SECTIONS: dict[str, Callable[[object, Where], Any]] = {
     "leases": _parse_leases,
     "http": _parse_http,
     "store": parse_store_section,
+    "locks": parse_locks_section,
+    "pools": parse_pools_section,
 }
 
 

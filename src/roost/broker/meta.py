@@ -21,8 +21,11 @@ from roost.broker.view import RouterView
 from roost.protocol import messages as m
 from roost.protocol.values import Value, pack
 
-__all__ = ("CLIENTS_INTERVAL", "Meta", "broker_info")
+__all__ = ("CLIENTS_INTERVAL", "EXTENSIONS", "Meta", "broker_info")
 
+#: What ``/meta/broker`` announces (protocol.md E1): leases, subtree subscriptions, durable
+#: locks and resource pools, each in version 1.
+EXTENSIONS: Final = {"lease": 1, "subtree": 1, "locks": 1, "pools": 1}
 #: Minimum spacing of /meta/clients notifications under churn, in seconds.
 CLIENTS_INTERVAL: Final = 0.1
 #: The largest encoded /meta/clients value (an observe_t reply adds 7 bytes of header).
@@ -31,7 +34,7 @@ _CLIENTS_BUDGET: Final = frames.MAX_PAYLOAD - 7 - 64
 
 def broker_info() -> dict[str, Any]:
     """The value of ``/meta/broker`` (protocol.md §15.2): name, version and extensions."""
-    return {"name": "roost", "version": __version__, "extensions": {"lease": 1, "subtree": 1}}
+    return {"name": "roost", "version": __version__, "extensions": dict(EXTENSIONS)}
 
 
 class Meta:

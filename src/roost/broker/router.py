@@ -49,10 +49,10 @@ def _id_key(value: Value) -> Any:
         return value.raw
 
 
-#: Extension requests a client may send (leases 0x50-0x5a, subtree subscriptions 0x78-0x7a;
-#: 0x60-0x6f and 0x7c-0x7f are the broker's).
+#: Extension requests a client may send (leases, locks and pools 0x50-0x5f, subtree
+#: subscriptions 0x78-0x7a; 0x60-0x6f and 0x7c-0x7f are the broker's).
 _EXTENSION_REQUESTS = tuple(
-    cls for code, cls in m.BY_CODE.items() if 0x50 <= code <= 0x5A or 0x78 <= code <= 0x7A
+    cls for code, cls in m.BY_CODE.items() if 0x50 <= code <= 0x5F or 0x78 <= code <= 0x7A
 )
 
 

@@ -142,13 +142,19 @@ async def _run(broker: Broker) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+
+    def reload() -> None:  # SIGHUP: read the pool inventory again
+        if broker.extras is not None:
+            broker.extras.reload_pools(loop.time())
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     try:
         async with broker:
             settle_gc()
             await stop.wait()
             logging.getLogger("roost.broker").info("stopping")
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
 
 
@@ -188,7 +194,14 @@ def serve(
     factory = loop_factory(loop)
     configure_logging(log_level, log_format)
     broker = Broker(
-        host, port, max_outbound=max_outbound, http_port=http_port, store=store, **options
+        host,
+        port,
+        max_outbound=max_outbound,
+        http_port=http_port,
+        store=store,
+        locks=options.pop("locks", None),
+        pools=options.pop("pools", None),
+        **options,
     )
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(_run(broker))

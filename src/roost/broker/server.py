@@ -26,6 +26,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, cast
 
 import anyio
@@ -33,6 +34,7 @@ import anyio.abc
 
 from roost.broker.gateway import Gateway
 from roost.broker.leases import install_leases
+from roost.broker.leases.extras import Extras, LockSettings, PoolSettings, install_extras
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.broker.store import Store, install_store
@@ -251,6 +253,13 @@ class _Hooks:
 
         loop.run_in_executor(None, work).add_done_callback(finished)
 
+    def run_blocking(self, work: Callable[[], Any], then: Callable[[Any, float], None]) -> None:
+        """Run slow ``work`` (a lock key's scrypt) in a worker thread, then ``then(result,
+        now)`` back on the loop; nothing is waited for on the loop."""
+        loop = self.loop
+        future = loop.run_in_executor(self.broker.key_worker(), work)
+        future.add_done_callback(lambda f: None if f.cancelled() else then(f.result(), loop.time()))
+
 
 def _client_repr(session: Session) -> str:
     if session.client_id is None:
@@ -364,6 +373,8 @@ class Broker:
             ``/ws`` API, ``/metrics``) on the same host; 0 picks a free one; ``None`` (the
             default of an embedded broker) runs no gateway. ``roost serve`` uses 11237.
         store: stored values (the ``[store]`` section); they live in ``state_dir``.
+        locks: the ``[locks]`` settings (emergency key) of durable keyed locks.
+        pools: the ``[pools]`` settings (inventory) of resource pools.
         **options: lease settings: ``state_dir``, ``audit_file``, ``lease_config`` (a TOML
             file or a ``LeaseConfig``), ``resources``, ``ttl_max``, ``max_resources`` and
             ``max_waits`` (these four override the file); checked at :meth:`start`.
@@ -380,6 +391,8 @@ class Broker:
         max_outbound: int = DEFAULT_MAX_OUTBOUND,
         http_port: int | None = None,
         store: StoreSettings | None = None,
+        locks: LockSettings | None = None,
+        pools: PoolSettings | None = None,
         **options: Any,
     ) -> None:
         unknown = set(options) - _LEASE_OPTIONS
@@ -397,9 +410,19 @@ class Broker:
         self.store_settings = store
         #: The stored values, once started with ``store`` settings.
         self.store: Store | None = None
+        self.locks = locks
+        self.pools = pools
+        self.extras: Extras | None = None
+        self._key_worker: ThreadPoolExecutor | None = None
         self._server: asyncio.Server | None = None
         self._hooks: _Hooks | None = None
         self._router: Router | None = None
+
+    def key_worker(self) -> ThreadPoolExecutor:
+        """The one worker thread that hashes lock keys (one at a time: scrypt is memory-hard)."""
+        if self._key_worker is None:
+            self._key_worker = ThreadPoolExecutor(1, thread_name_prefix="roost-keys")
+        return self._key_worker
 
     @property
     def router(self) -> Router:
@@ -441,12 +464,15 @@ class Broker:
                 self._hooks.offload,
                 loop.time(),
             )
-        install_leases(
+        layer = install_leases(
             self._router,
             wall_offset=time.time() - loop.time(),
             wall_ns=time.time_ns(),
             now=loop.time(),
             **self.options,
+        )
+        self.extras = install_extras(
+            layer, self.options.get("state_dir"), self.locks, self.pools, loop.time()
         )
         self._server = await loop.create_server(
             lambda: _ConnectionProtocol(self, loop.time), self.host, self._port, reuse_address=True
@@ -493,6 +519,9 @@ class Broker:
         gateway, self.gateway = self.gateway, None
         if gateway is not None:
             await gateway.close()
+        worker, self._key_worker = self._key_worker, None
+        if worker is not None:
+            worker.shutdown(wait=False, cancel_futures=True)
         await server.wait_closed()
 
     async def serve_forever(

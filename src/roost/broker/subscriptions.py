@@ -47,8 +47,12 @@ RESERVED_PREFIX: Final = "/meta/leases/"
 
 
 def reserved(path: str) -> bool:
-    """True for the paths of the broker's lease nodes, which no client may register."""
-    return path.startswith(RESERVED_PREFIX) or path in ("/meta/leases", "/meta/lease_events")
+    """True for the paths of the broker's lease and lock nodes, which no client may register."""
+    return path.startswith((RESERVED_PREFIX, "/meta/locks/")) or path in (
+        "/meta/leases",
+        "/meta/lease_events",
+        "/meta/locks",
+    )
 
 
 def register(

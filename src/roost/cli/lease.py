@@ -48,7 +48,7 @@ from roost.client.keepalive import keepalive_interval
 if TYPE_CHECKING:
     from roost.client import Lease
 
-__all__ = ("holding", "lease", "retain_interval")
+__all__ = ("holding", "lease", "resource_env", "retain_interval")
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _NOT_IN_TIME = (errors.AlreadyClaimed, errors.LeaseWaitTimeout)
@@ -77,6 +77,7 @@ async def holding(
     note: str = "",
     name: str | None = None,
     take_reason: str | None = None,
+    requirements: dict[str, Any] | None = None,
 ) -> AsyncIterator[Lease]:
     """Connect and hold a lease for the block: acquired (or taken, with ``take_reason``) on
     entry, kept alive while the block runs, returned on exit, then the connection is closed.
@@ -98,7 +99,11 @@ async def holding(
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(connected(settings))
         with anyio.fail_after(math.inf if waits and wait < 0 else bound):
-            if take_reason is None:
+            if requirements is not None:
+                held = await client.pool_acquire(
+                    requirements, wait=wait, ttl=ttl, note=note, name=name
+                )
+            elif take_reason is None:
                 held = await client.lease_acquire(
                     resource, shared=shared, wait=wait, ttl=ttl, note=note, name=name
                 )
@@ -164,13 +169,17 @@ async def _until_signal_or_loss(out: Output, held: Lease, verb: str) -> bool:
             tg.start_soon(on_lost)
             tg.start_soon(on_signal)
     if lost:
-        error(f"lease on {held.resource} lost ({held.lost_reason})")
+        error(f"lease on {held.resource} lost ({_lost(held)})")
     return lost
 
 
 def _not_in_time(resource: str, exc: errors.LeaseError) -> str:
-    holders = ", ".join(describe_holder(h) for h in exc.holders if isinstance(h, dict))
-    return f"{resource}: not had in time: {exc}" + (f"; held by {holders}" if holders else "")
+    return f"{resource}: not had in time: {exc}"
+
+
+def _lost(held: Lease, reason: str | None = None) -> str:
+    """Why ``held`` was lost, naming the taker and the reason it gave for a take."""
+    return errors.lost_text(reason or held.lost_reason or "lost", held.lost_by, held.lost_why)
 
 
 def _show_lease(out: Output, held: Lease, verb: str) -> None:
@@ -332,12 +341,19 @@ def info(ctx: click.Context, resource: str) -> int:
 
 
 @lease.command()
-@click.argument("resource")
+@click.argument("resource", required=False)
 @_SHARED
 @_WAIT
 @_TTL
 @_NOTE
 @_NAME
+@click.option(
+    "--requirements",
+    metavar="JSON",
+    default=None,
+    help="Hold any free pool resource matching these MongoDB-style requirements instead of "
+    "RESOURCE (py-lockable's --requirements).",
+)
 @click.option("--take", "take_it", is_flag=True, help="Take the resource by force instead.")
 @click.option("--reason", default=None, help="Why you take it (required with --take).")
 @click.option(
@@ -348,13 +364,14 @@ def info(ctx: click.Context, resource: str) -> int:
     metavar="SECONDS",
     help="After the lease is lost, SIGKILL the command if SIGTERM did not end it in this time.",
 )
-@click.argument("command", nargs=-1, required=True)
+@click.argument("command", nargs=-1)
 @connection_options
 @click.pass_context
 def hold(
     ctx: click.Context,
     *,
-    resource: str,
+    resource: str | None,
+    requirements: str | None,
     shared: bool,
     wait: float,
     ttl: float | None,
@@ -376,30 +393,57 @@ def hold(
     reaches it directly), and returns the lease when it exits. If the lease is lost the command
     gets SIGTERM, then SIGKILL after --kill-after.
 
+    With --requirements '{"os": "linux"}' (and no RESOURCE) any free pool resource matching
+    them is held (by default only online ones of this host); COMMAND also gets ROOST_RESOURCE
+    (its id), ROOST_RESOURCE_JSON (its attributes) and, as py-lockable sets them, each
+    attribute as an upper-case variable (ID, HOSTNAME, ONLINE...).
+
     Exits with the command's code (128+N if a signal N ended it), or 75 if the lease could not
     be had in time or was lost and the command then died by a signal.
     """
     settings = settings_of(ctx)
     if take_it and not reason:
         raise click.UsageError("--take needs --reason")
-    argv = list(command)
+    query = _requirements(requirements)
+    if query is not None:
+        # With --requirements every positional is the command (RESOURCE is not given).
+        argv = ([resource] if resource is not None else []) + list(command)
+        if take_it or shared:
+            raise click.UsageError(
+                "--requirements holds one resource exclusively: no --take/--shared"
+            )
+    elif resource is None:
+        raise click.UsageError("Missing argument 'RESOURCE' (or --requirements)")
+    else:
+        argv = list(command)
+    if not argv:
+        raise click.UsageError("Missing argument 'COMMAND...'")
+    what = resource if query is None else f"a resource matching {requirements}"
+    assert what is not None
 
     async def body() -> int:
         try:
             async with holding(
                 settings,
-                resource,
+                resource or "",
                 shared=shared,
                 wait=wait,
                 ttl=ttl,
                 note=note,
                 name=name or os.path.basename(argv[0]),
                 take_reason=reason if take_it else None,
+                requirements=query,
             ) as held:
-                verbose_note(settings, f"holding {resource} ({format_token(held.token)})")
-                return await _run_child(held, argv, kill_after)
+                verbose_note(
+                    settings,
+                    f"holding {held.resource} ({format_token(held.token)}), allocation"
+                    f" {held.lease_id}, queued {held.queued:.3f} s",
+                )
+                code = await _run_child(held, argv, kill_after)
+            verbose_note(settings, f"released {held.resource} after {held.duration or 0:.3f} s")
+            return code
         except _NOT_IN_TIME as exc:
-            error(_not_in_time(resource, exc))
+            error(_not_in_time(what, exc))
             return EXIT_TEMPFAIL
 
     return run(settings, body)
@@ -410,6 +454,8 @@ async def _run_child(held: Lease, argv: list[str], kill_after: float) -> int:
     env = dict(os.environ)
     env["ROOST_LEASE_RESOURCE"] = held.resource
     env["ROOST_LEASE_TOKEN"] = json.dumps(to_json(held.token))
+    if held.attributes:
+        env.update(resource_env(held.resource, held.attributes))
     with anyio.open_signal_receiver(*_FORWARDED) as signals:
         # Signals that arrive while the command starts are forwarded once it runs.
         try:
@@ -430,7 +476,7 @@ async def _run_child(held: Lease, argv: list[str], kill_after: float) -> int:
                 nonlocal lost
                 reason = await held.wait_lost()
                 lost = True
-                error(f"lease on {held.resource} lost ({reason}); stopping {argv[0]}")
+                error(f"lease on {held.resource} lost ({_lost(held, reason)}); stopping {argv[0]}")
                 await _stop(proc, kill_after)
 
             tg.start_soon(forward)
@@ -440,6 +486,32 @@ async def _run_child(held: Lease, argv: list[str], kill_after: float) -> int:
     if code >= 0:
         return code
     return EXIT_TEMPFAIL if lost else 128 - code
+
+
+def _requirements(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        query = json.loads(text)
+    except ValueError as exc:
+        raise click.UsageError(f"--requirements is not JSON: {exc}") from exc
+    if not isinstance(query, dict):
+        raise click.UsageError("--requirements must be a JSON object")
+    return query
+
+
+def resource_env(resource: str, attributes: dict[str, Any]) -> dict[str, str]:
+    """The variables a pool grant adds to the command's environment: ``ROOST_RESOURCE``,
+    ``ROOST_RESOURCE_JSON`` and, as py-lockable does, ``str(value)`` of each attribute under
+    its upper-cased name (names that are not identifiers are left out)."""
+    env = {
+        key.upper(): str(value)
+        for key, value in attributes.items()
+        if isinstance(key, str) and key.isidentifier()
+    }
+    env["ROOST_RESOURCE"] = resource
+    env["ROOST_RESOURCE_JSON"] = json.dumps(to_json(attributes), sort_keys=True)
+    return env
 
 
 def _terminal_sent_it(signum: int) -> bool:

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -47,6 +48,7 @@ from roost.cli.output import (
     until_interrupted,
     verbose_note,
 )
+from roost.cli.proof import proof_options, proving
 from roost.protocol.messages import Unknown
 
 if TYPE_CHECKING:
@@ -108,6 +110,8 @@ class _Commands(click.Group):
     _lazy: ClassVar[dict[str, str]] = {
         "lease": "roost.cli.lease",
         "leases": "roost.cli.leases",
+        "lock": "roost.cli.lock",
+        "resources": "roost.cli.resources",
         "serve": "roost.cli.serve",
         "top": "roost.cli.top",
     }
@@ -148,21 +152,35 @@ def cli() -> None:
 @cli.command(context_settings=_VALUE_ARGS)
 @click.argument("path")
 @click.argument("args", nargs=-1)
+@proof_options
 @connection_options
 @click.pass_context
-def call(ctx: click.Context, path: str, args: tuple[str, ...]) -> int:
+def call(
+    ctx: click.Context,
+    path: str,
+    args: tuple[str, ...],
+    lease_resource: str | None,
+    key_file: Path | None,
+) -> int:
     """Call the action at PATH with ARGS and print its result.
 
     Each ARG is parsed as JSON, falling back to a plain string:
     `roost call /lamp/dim 40 '"fast"' slow` passes 40, "fast" and "slow".
+    A guarded action needs a lease: --lease RES holds RES for the call; inside
+    `roost lease hold RES -- ...` the held lease's token ($ROOST_LEASE_TOKEN) is used;
+    --key-file proves a durable lock instead.
     """
     settings = settings_of(ctx)
     out = Output(settings)
     values = [parse_value(arg) for arg in args]
 
     async def body() -> None:
-        async with connected(settings) as client:
-            result = await answer(settings, client.action_call(path, *values))
+        async with connected(settings) as client, proving(client, lease_resource, key_file) as p:
+            if p.key is not None:
+                request = client.locked_call(path, p.key, *values)
+            else:
+                request = client.action_call(path, *values, lease=p.token)
+            result = await answer(settings, request)
         out.record({"path": path, "result": result}, format_value(result))
 
     return run(settings, body)
@@ -189,8 +207,17 @@ def get(ctx: click.Context, path: str) -> int:
     return run(settings, body)
 
 
-def _send_value(ctx: click.Context, path: str, value: str, verb: str) -> int:
-    """Parse VALUE, call ``client.<verb>(path, value)`` and report it like ``set`` and ``emit``.
+def _send_value(
+    ctx: click.Context,
+    path: str,
+    value: str,
+    verb: str,
+    *,
+    lease_resource: str | None = None,
+    key_file: Path | None = None,
+) -> int:
+    """Parse VALUE, call ``client.<verb>(path, value)`` and report it like ``set`` and ``emit``
+    (``set`` with the lease or key ``roost call`` would use).
 
     Prints nothing on success (with --json: {"path": ..., "ok": true}).
     """
@@ -200,7 +227,15 @@ def _send_value(ctx: click.Context, path: str, value: str, verb: str) -> int:
 
     async def body() -> None:
         async with connected(settings) as client:
-            await answer(settings, getattr(client, verb)(path, parsed))
+            if verb != "set":
+                await answer(settings, getattr(client, verb)(path, parsed))
+            else:
+                async with proving(client, lease_resource, key_file) as p:
+                    if p.key is not None:
+                        request = client.locked_set(path, p.key, parsed)
+                    else:
+                        request = client.set(path, parsed, lease=p.token)
+                    await answer(settings, request)
         if out.json:
             out.record({"path": path, "ok": True}, "")
 
@@ -210,14 +245,18 @@ def _send_value(ctx: click.Context, path: str, value: str, verb: str) -> int:
 @cli.command(name="set", context_settings=_VALUE_ARGS)
 @click.argument("path")
 @click.argument("value")
+@proof_options
 @connection_options
 @click.pass_context
-def set_(ctx: click.Context, path: str, value: str) -> int:
+def set_(
+    ctx: click.Context, path: str, value: str, lease_resource: str | None, key_file: Path | None
+) -> int:
     """Set the prop or state at PATH to VALUE (JSON, or else a string).
 
-    Prints nothing on success (with --json: {"path": ..., "ok": true}).
+    Prints nothing on success (with --json: {"path": ..., "ok": true}). A guarded node needs a
+    lease or a lock key, as for `roost call`.
     """
-    return _send_value(ctx, path, value, "set")
+    return _send_value(ctx, path, value, "set", lease_resource=lease_resource, key_file=key_file)
 
 
 @cli.command(context_settings=_VALUE_ARGS)

@@ -484,7 +484,7 @@ def exit_code_for(exc: BaseException, settings: Settings) -> tuple[int, str]:
             text = value if isinstance(value, str) else format_value(value)
         return EXIT_REMOTE, text
     if isinstance(exc, errors.LeaseLost):
-        return EXIT_REMOTE, f"lease lost ({exc.reason})"
+        return EXIT_REMOTE, f"lease lost ({exc})"
     if isinstance(exc, errors.ConnectFailed):
         # The client's message repeats the address; its cause says why in a few words.
         cause = exc.__cause__

@@ -149,6 +149,20 @@ def _finite_seconds(
     default=None,
     help="Flush each stored set to disk before acknowledging it [default: the file's, else on].",
 )
+@click.option(
+    "--emergency-key-file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File with the emergency key that unlocks any durable lock [default: the file's].",
+)
+@click.option(
+    "--inventory",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Pool inventory (py-lockable's resources.json); re-read on SIGHUP [default: the file's].",
+)
 @verbose_option
 @click.pass_context
 def serve(
@@ -170,6 +184,8 @@ def serve(
     max_waits: int | None,
     store_patterns: tuple[str, ...],
     store_fsync: bool | None,
+    emergency_key_file: str | None,
+    inventory: str | None,
 ) -> int:
     """Run a broker until interrupted (Ctrl-C or SIGTERM stops it cleanly).
 
@@ -181,6 +197,8 @@ def serve(
     from roost.broker import serve as run_broker  # noqa: PLC0415
     from roost.broker.config import BrokerConfig, load_config  # noqa: PLC0415
     from roost.broker.leases.config import load_lease_config  # noqa: PLC0415
+    from roost.broker.leases.extras import PoolSettings  # noqa: PLC0415
+    from roost.broker.leases.lockroutes import lock_settings  # noqa: PLC0415
     from roost.errors import ConfigError  # noqa: PLC0415
 
     settings = settings_of(ctx)
@@ -191,7 +209,13 @@ def serve(
         # --lease-config replaces the file's [leases] section as a whole.
         config = load_lease_config(lease_config) if lease_config else file.get("leases")
         store = _store_settings(file.get("store"), store_patterns, store_fsync)
-    except ConfigError as exc:
+        locks = file.get("locks")
+        if emergency_key_file is not None:
+            locks = lock_settings(emergency_key_file)
+        pools = file.get("pools")
+        if inventory is not None:
+            pools = PoolSettings(inventory, pools.resources if pools is not None else ())
+    except (ConfigError, ValueError) as exc:
         if settings.verbose:
             traceback.print_exc()
         error(str(exc))
@@ -219,6 +243,8 @@ def serve(
             max_resources=max_resources,
             max_waits=max_waits,
             store=store,
+            locks=locks,
+            pools=pools,
         )
     except KeyboardInterrupt:
         return EXIT_OK  # a second Ctrl-C during shutdown: still a stop the user asked for

@@ -18,7 +18,8 @@ from functools import partial
 from time import monotonic
 from typing import Any
 
-from roost.client.lease_verbs import LeaseRef, LeaseVerbs
+from roost.client.lease_verbs import LeaseRef
+from roost.client.lock_verbs import LockVerbs
 from roost.client.registrations import (
     ActionEntry,
     EventEntry,
@@ -92,7 +93,7 @@ class StateHandle:
         return entry.value.obj
 
 
-class Client(LeaseVerbs, SubtreeVerbs):
+class Client(LockVerbs, SubtreeVerbs):
     """An ESHET-compatible client of a roost broker, for asyncio and trio (via anyio).
 
     Use it as ``async with Client("/home/") as client:``; entering waits for the first

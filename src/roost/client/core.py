@@ -49,7 +49,14 @@ from roost.client.reconnect import Backoff, describe_failure, is_retryable
 from roost.client.registrations import Registrations
 from roost.client.replay import forget_values, replay, replay_subtrees
 from roost.client.subtrees import SubtreeBook
-from roost.errors import ConnectFailed, ConnectionClosed, Disconnected, NoLease, RemoteError
+from roost.errors import (
+    ConnectFailed,
+    ConnectionClosed,
+    Disconnected,
+    NoLease,
+    RemoteError,
+    no_lease_reply,
+)
 from roost.protocol import messages as m
 from roost.protocol.messages import Unknown
 from roost.protocol.values import Value
@@ -548,8 +555,10 @@ class ClientCore:
             reply = await self._request(make, timeout)
         if isinstance(reply, m.ReplyError):
             value = reply.value.obj
-            if value == "NO_LEASE":  # a guarded node refused a caller without a lease
-                raise NoLease({"status": "NO_LEASE"})
+            if (
+                isinstance(value, str) and value.partition(":")[0] == "NO_LEASE"
+            ):  # a guarded node refused a caller without a lease
+                raise NoLease(no_lease_reply(value))
             raise RemoteError(value)
         assert isinstance(reply, m.ReplyOk)
         return reply.value.obj

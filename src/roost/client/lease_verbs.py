@@ -38,6 +38,7 @@ from roost.errors import (
     NotWaiting,
     RemoteError,
     lease_error_for,
+    no_lease_reply,
 )
 from roost.protocol import messages as m
 from roost.protocol.values import Value
@@ -112,8 +113,9 @@ class LeaseVerbs(ClientCore):
 
     async def lease_acquire(
         self,
-        resource: str,
+        resource: str | None,
         *,
+        requirements: Mapping[str, Any] | None = None,
         shared: bool = False,
         wait: float | None = 0,
         ttl: float | None = None,
@@ -145,7 +147,8 @@ class LeaseVerbs(ClientCore):
         returned at once.
         """
         body: dict[str, Any] = {
-            "resource": resource,
+            # A pool acquire names requirements instead (see LockVerbs.pool_acquire).
+            **({"resource": resource} if requirements is None else {"requirements": requirements}),
             "mode": "shared" if shared else "exclusive",
             "wait": -1 if wait is None else wait,
             "key": key if key is not None else os.urandom(16).hex(),
@@ -368,8 +371,8 @@ class LeaseVerbs(ClientCore):
             return value
         if isinstance(value, dict) and isinstance(value.get("status"), str):
             raise lease_error_for(value)
-        if value == "NO_LEASE":
-            raise NoLease({"status": "NO_LEASE"})
+        if isinstance(value, str) and value.partition(":")[0] == "NO_LEASE":
+            raise NoLease(no_lease_reply(value))
         raise RemoteError(value)
 
     # -- the context manager -------------------------------------------------------------------
@@ -448,7 +451,7 @@ class LeaseVerbs(ClientCore):
                 except Exception as exc:  # the lease is gone either way; say why in the log
                     log.warning("returning lease on %r failed: %r", resource, exc)
         if cancelled_by_loss and body_scope.cancelled_caught:
-            raise LeaseLost(lease.lost_reason or "lost")
+            raise LeaseLost(lease.lost_reason or "lost", lease.lost_by, lease.lost_why)
 
     async def _keep_lease(
         self, lease: Lease, keep_running: Callable[[], Any] | None, on_loss: Callable[[], None]

@@ -15,6 +15,7 @@ Rules of this module:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from time import monotonic
@@ -30,6 +31,7 @@ from roost.errors import (
     Older,
     WrongEpoch,
     lease_error_for,
+    lost_text,
 )
 from roost.protocol.tokens import (
     Comparison,
@@ -92,14 +94,31 @@ class Lease:
         ttl = grant.get("ttl")
         self.ttl: float | None = float(ttl) if isinstance(ttl, (int, float)) else None
         self.since: Any = grant.get("since")
+        #: For a pool grant: the resource's inventory entry and the seconds it waited.
+        attributes = grant.get("attributes")
+        self.attributes: dict[str, Any] = dict(attributes) if isinstance(attributes, dict) else {}
+        queued = grant.get("queued")
+        self.queued: float = float(queued) if isinstance(queued, (int, float)) else 0.0
+        #: Wall-clock time the lease was returned or lost (``None`` while held).
+        self.ended_at: float | None = None
         self.lost = anyio.Event()
         self.lost_reason: str | None = None
+        #: For a take: the taker's holder entry and the reason the taker gave.
+        self.lost_by: dict[str, Any] | None = None
+        self.lost_why: str | None = None
         self.ended_reason: str | None = None
         self.on_lost: list[Callable[[Lease], Any]] = [on_lost] if on_lost is not None else []
         #: Monotonic send time of the last retain the broker accepted (the grant counts).
         self.retained_at = monotonic()
 
     # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the grant to the return or loss (``None`` while held)."""
+        if self.ended_at is None or not isinstance(self.since, (int, float)):
+            return None
+        return self.ended_at - float(self.since)
 
     @property
     def active(self) -> bool:
@@ -113,7 +132,7 @@ class Lease:
             LeaseLost: the lease was lost (``.reason`` says why) or returned.
         """
         if self.ended_reason is not None:
-            raise LeaseLost(self.ended_reason)
+            raise LeaseLost(self.ended_reason, self.lost_by, self.lost_why)
 
     async def wait_lost(self) -> str:
         """Wait until the lease is lost; return the reason."""
@@ -361,6 +380,7 @@ class LeaseBook:
         if lease.ended_reason is not None:
             return
         lease.ended_reason = reason
+        lease.ended_at = time.time()
         self._drop(lease)
         self.wallet.record(lease.resource, "unowned", lease.token)
 
@@ -369,13 +389,16 @@ class LeaseBook:
         if lease.ended_reason is not None:
             return
         lease.ended_reason = lease.lost_reason = reason
+        lease.ended_at = time.time()
         self._drop(lease)
         lease.lost.set()
         if isinstance(new_token, dict):
             self.wallet.record(lease.resource, "other_owner", new_token)
         else:
             self.wallet.record(lease.resource, "revoked", lease.token)
-        log.warning("lease on %r lost: %s", lease.resource, reason)
+        log.warning(
+            "lease on %r lost: %s", lease.resource, lost_text(reason, lease.lost_by, lease.lost_why)
+        )
         for callback in lease.on_lost:
             self.notify(callback, lease)
 
@@ -409,6 +432,9 @@ class LeaseBook:
                 if reason == "returned":
                     self.end(lease, "returned")
                 else:
+                    by, why = body.get("by"), body.get("why")
+                    lease.lost_by = dict(by) if isinstance(by, dict) else None
+                    lease.lost_why = why if isinstance(why, str) else None
                     self.lose(lease, str(reason), body.get("new_token"))
             return
         wait = self.waits.pop(body.get("request"), None)

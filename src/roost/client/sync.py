@@ -119,6 +119,11 @@ class SyncLease:
         return self.lease.resource
 
     @property
+    def attributes(self) -> dict[str, Any]:
+        """As :attr:`Lease.attributes` (a pool grant's inventory entry)."""
+        return self.lease.attributes
+
+    @property
     def mode(self) -> str:
         """As :attr:`Lease.mode`."""
         return self.lease.mode
@@ -497,6 +502,52 @@ class SyncClient:
     def guard(self, path: str, resource: str | None) -> None:
         """Blocking :meth:`Client.guard` (same arguments, results and errors)."""
         self._run(self.client.guard, path, resource)
+
+    # -- durable locks and pools (blocking twins, same arguments, results and errors) ----------
+
+    def lock_set(self, resource: str, key: str, **options: Any) -> dict[str, Any]:
+        """Blocking :meth:`Client.lock_set`."""
+        info: dict[str, Any] = self._run(self.client.lock_set, resource, key, **options)
+        return info
+
+    def lock_clear(self, resource: str, key: str | None = None, **options: Any) -> dict[str, Any]:
+        """Blocking :meth:`Client.lock_clear`."""
+        info: dict[str, Any] = self._run(self.client.lock_clear, resource, key, **options)
+        return info
+
+    def lock_info(self, resource: str) -> dict[str, Any]:
+        """Blocking :meth:`Client.lock_info`."""
+        info: dict[str, Any] = self._run(self.client.lock_info, resource)
+        return info
+
+    def lock_list(self) -> list[dict[str, Any]]:
+        """Blocking :meth:`Client.lock_list`."""
+        infos: list[dict[str, Any]] = self._run(self.client.lock_list)
+        return infos
+
+    def locked_call(self, path: str, key: str, *args: Any, **options: Any) -> Any:
+        """Blocking :meth:`Client.locked_call`."""
+        return self._run(self.client.locked_call, path, key, *args, **options)
+
+    def locked_set(self, path: str, key: str, value: Any, **options: Any) -> Any:
+        """Blocking :meth:`Client.locked_set`."""
+        return self._run(self.client.locked_set, path, key, value, **options)
+
+    def pool_acquire(self, requirements: dict[str, Any], **options: Any) -> SyncLease:
+        """Blocking :meth:`Client.pool_acquire`."""
+        assert self._portal is not None
+        lease = self._run(self.client.pool_acquire, requirements, **options)
+        return SyncLease(self._portal, lease)
+
+    def pool_resources(self) -> list[dict[str, Any]]:
+        """Blocking :meth:`Client.pool_resources`."""
+        resources: list[dict[str, Any]] = self._run(self.client.pool_resources)
+        return resources
+
+    def pool_reload(self) -> int:
+        """Blocking :meth:`Client.pool_reload`."""
+        count: int = self._run(self.client.pool_reload)
+        return count
 
 
 def _unwrap(lease: LeaseRef | SyncLease) -> LeaseRef:

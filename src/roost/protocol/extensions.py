@@ -38,6 +38,11 @@ __all__ = (
     "LeaseTake",
     "LeaseValidate",
     "LeaseWaitEnded",
+    "LockClear",
+    "LockInfo",
+    "LockSet",
+    "PoolList",
+    "PoolReload",
     "SubtreeCancel",
     "SubtreeChanged",
     "SubtreeEvent",
@@ -143,6 +148,51 @@ class LeaseSet:
     """C→S extension: set a prop or state presenting a token."""
 
     code: ClassVar[int] = 0x5A
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LockSet:
+    """C→S extension: set or update a durable keyed lock."""
+
+    code: ClassVar[int] = 0x5B
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LockClear:
+    """C→S extension: clear a durable lock with its key or the emergency key."""
+
+    code: ClassVar[int] = 0x5C
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class LockInfo:
+    """C→S extension: the lock info of a resource (or of every lock)."""
+
+    code: ClassVar[int] = 0x5D
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class PoolList:
+    """C→S extension: the pool inventory with each resource's status."""
+
+    code: ClassVar[int] = 0x5E
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class PoolReload:
+    """C→S extension: read the pool inventory again."""
+
+    code: ClassVar[int] = 0x5F
     id: int
     body: Value
 

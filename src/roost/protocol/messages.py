@@ -34,6 +34,11 @@ from roost.protocol.extensions import (
     LeaseTake,
     LeaseValidate,
     LeaseWaitEnded,
+    LockClear,
+    LockInfo,
+    LockSet,
+    PoolList,
+    PoolReload,
     SubtreeCancel,
     SubtreeChanged,
     SubtreeEvent,
@@ -76,8 +81,13 @@ __all__ = (
     "LeaseTake",
     "LeaseValidate",
     "LeaseWaitEnded",
+    "LockClear",
+    "LockInfo",
+    "LockSet",
     "Message",
     "Ping",
+    "PoolList",
+    "PoolReload",
     "PropGet",
     "PropRegister",
     "PropSet",
@@ -463,6 +473,11 @@ Message: TypeAlias = (
     | LeaseGuard
     | LeaseCall
     | LeaseSet
+    | LockSet
+    | LockClear
+    | LockInfo
+    | PoolList
+    | PoolReload
     | LeaseGranted
     | LeaseRevoked
     | LeaseWaitEnded
@@ -507,6 +522,11 @@ Request: TypeAlias = (
     | LeaseGuard
     | LeaseCall
     | LeaseSet
+    | LockSet
+    | LockClear
+    | LockInfo
+    | PoolList
+    | PoolReload
     | GuardedCall
     | GuardedSet
     | SubtreeListen
@@ -527,7 +547,8 @@ SERVER_ONLY: Final = _codes("03 04 07 08 0a 0b 21 22 33 44 45 47 60 61 62 68 69 
 
 #: Type bytes only a client may send (a broker sending one is a protocol error).
 CLIENT_ONLY: Final = _codes(
-    "01 02 09 10 20 23 24 30 31 32 40 41 42 43 46 50 51 52 53 54 55 56 57 58 59 5a 78 79 7a"
+    "01 02 09 10 20 23 24 30 31 32 40 41 42 43 46 50 51 52 53 54 55 56 57 58 59 5a 5b 5c 5d 5e 5f"
+    " 78 79 7a"
 )
 
 #: Type bytes of roost's extension (Part II); never sent to a peer that did not opt in.

@@ -25,14 +25,23 @@ __all__ = (
     "covers",
     "is_valid_token",
     "make_token",
+    "meta_name",
     "newer",
     "overlaps",
+    "resource_problem",
     "root_of",
     "sublease",
+    "unmeta_name",
     "valid_resource",
 )
 
-_NAME: Final = re.compile(r"[A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)*")
+_WORD: Final = re.compile(r"[A-Za-z0-9_]+")
+_SEGMENT: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*")
+_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.:-]*)*")
+#: How the characters a resource segment may have beyond ``[A-Za-z0-9_]`` appear in the
+#: ``/meta/leases`` paths, whose segments are ESHET path segments (``[A-Za-z0-9_]`` only).
+_ESCAPES: Final = {"-": "_2D", ".": "_2E", ":": "_3A"}
+_UNESCAPE: Final = re.compile("|".join(_ESCAPES.values()))
 
 #: Longest resource name, in characters (so that every node under ``/meta/leases`` fits a frame).
 MAX_RESOURCE: Final = 1024
@@ -55,13 +64,61 @@ class Comparison(enum.StrEnum):
 
 
 def valid_resource(name: object) -> bool:
-    """True if ``name`` is a str of at most 1024 ASCII ``[A-Za-z0-9_]`` segment characters and
-    ``/`` separators, no segment ``holder`` or ``events`` (protocol.md E4). ``""``, ``"/lab"``,
-    ``"lab//x"``, ``"lab/holder"`` and a 1025-character name are all invalid.
+    """True if ``name`` is a valid resource name (protocol.md E4): at most 1024 ASCII
+    characters, segments split by ``/``, each starting with a letter, digit or ``_`` and going on
+    with those or ``-``, ``.``, ``:`` (``printer-1``, ``lab.arm``, ``job:42``), no segment
+    ``holder`` or ``events``. ``""``, ``"/lab"``, ``"lab//x"``, ``"lab/holder"``, ``"-x"`` and a
+    1025-character name are all invalid; :func:`resource_problem` says why.
     """
     if not isinstance(name, str) or len(name) > MAX_RESOURCE or _NAME.fullmatch(name) is None:
         return False
     return not any(segment in RESERVED_SEGMENTS for segment in name.split("/"))
+
+
+def resource_problem(name: object) -> str | None:
+    """Why ``name`` is not a valid resource name, in words for people; ``None`` if it is."""
+    if not isinstance(name, str):
+        return f"a resource name is a str, not {type(name).__name__}"
+    if not name:
+        return "the resource name is empty"
+    if len(name) > MAX_RESOURCE:
+        return f"the resource name is {len(name)} characters long (at most {MAX_RESOURCE})"
+    for segment in name.split("/"):
+        if not segment:
+            return f"{name!r} has an empty segment (a '/' at the start or end, or '//')"
+        if segment in RESERVED_SEGMENTS:
+            return f"segment {segment!r} of {name!r} is reserved (holder and events are)"
+        if _SEGMENT.fullmatch(segment) is None:
+            bad = next(
+                (c for c in segment if not (c.isascii() and (c.isalnum() or c in "_.:-"))), ""
+            )
+            if bad:
+                return (
+                    f"segment {segment!r} of {name!r} has the character {bad!r}"
+                    " (allowed: letters, digits, '_', '-', '.', ':')"
+                )
+            return f"segment {segment!r} of {name!r} must start with a letter, digit or '_'"
+    return None
+
+
+def _allowed(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c in "_.:-")
+
+
+def meta_name(name: str) -> str:
+    """The form of resource ``name`` in ``/meta/leases/<name>/...`` paths: segments of
+    ``[A-Za-z0-9_]`` stay as they are; in others ``-``, ``.`` and ``:`` become ``_2D``, ``_2E``
+    and ``_3A`` (``printer-1`` is ``printer_2D1``), since ESHET paths allow no more."""
+    if _WORD.fullmatch(name.replace("/", "_")) is not None:
+        return name
+    return "".join(_ESCAPES.get(c, c) for c in name)
+
+
+def unmeta_name(name: str) -> str:
+    """The resource name whose :func:`meta_name` ``name`` would be if every escape in it were
+    one (the inverse of :func:`meta_name` for names it produced)."""
+    back = {v: k for k, v in _ESCAPES.items()}
+    return _UNESCAPE.sub(lambda m: back[m.group(0)], name)
 
 
 def ancestors(name: str) -> Iterator[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Final, TypeAlias
 
@@ -36,7 +37,15 @@ from roost.broker.leases.types import (
     Waiter,
 )
 from roost.broker.leases.views import holder_entry, lease_object, shown_entry
-from roost.protocol.tokens import ancestors, make_token, overlaps, valid_resource
+from roost.protocol.tokens import (
+    ancestors,
+    make_token,
+    meta_name,
+    overlaps,
+    resource_problem,
+    unmeta_name,
+    valid_resource,
+)
 
 __all__ = (
     "DEFAULT_MAX_RESOURCES",
@@ -152,7 +161,8 @@ class TableCore:
         heapq.heappush(self._heap, (due, next(self._seq), kind, obj))
 
     def _schedule_conn(self, c: ConnState) -> None:
-        if c.timeout > 0 and c.busy():
+        # An infinite timeout (a durable lock's holder) is never due.
+        if 0 < c.timeout < math.inf and c.busy():
             due = self.seen(c) + c.timeout
             if c.due is None or due < c.due:
                 c.due = due
@@ -223,9 +233,24 @@ class TableCore:
 
     def resource_ok(self, resource: object) -> bool:
         """True if ``resource`` is a valid name and, with a declared list, a declared one."""
+        return self.resource_problem(resource) is None
+
+    def resource_problem(self, resource: object) -> str | None:
+        """Why ``resource`` cannot be used here (the ``reason`` of ``INVALID_RESOURCE``), or
+        ``None``: a bad name, an undeclared one while resources are declared, or a name whose
+        ``/meta/leases`` path another managed resource already uses."""
         if not valid_resource(resource):
-            return False
-        return not self._declared_only or resource in self._records
+            return resource_problem(resource)
+        assert isinstance(resource, str)
+        if resource in self._records:
+            return None
+        if self._declared_only:
+            return f"{resource!r} is not a declared resource"
+        shown = meta_name(resource)
+        other = shown if shown != resource else unmeta_name(resource)
+        if other != resource and other in self._records:
+            return f"{resource!r} and {other!r} would share /meta/leases/{shown}"
+        return None
 
     def _make_lease(
         self,
@@ -299,6 +324,7 @@ class TableCore:
         by: dict[str, Any] | None = None,
         new_token: dict[str, Any] | None = None,
         audit: bool = True,
+        why: str | None = None,
     ) -> None:
         lease.end_reason = reason
         rec = self._records[lease.resource]
@@ -320,6 +346,8 @@ class TableCore:
                 if by is not None:
                     body["by"] = by
                 body["new_token"] = new_token
+            if why is not None:
+                body["why"] = why
             self._fx.append(Push(lease.conn, "lease_revoked", body))
         self._mark(lease.resource, subtree=True)
         ended: dict[str, Any] = {"event": "ended", "resource": lease.resource, "token": lease.token}

@@ -22,7 +22,7 @@ from roost.broker.leases.views import (
     node_budget,
     waiter_entry,
 )
-from roost.protocol.tokens import ancestors, covers, is_valid_token, valid_resource
+from roost.protocol.tokens import ancestors, covers, is_valid_token, meta_name, valid_resource
 from roost.protocol.values import pack
 
 __all__ = (
@@ -155,7 +155,7 @@ def guard_decision(
     if token is None:
         mine = [x for x in table.covering_leases(guard) if x.conn == conn]
         if not mine:
-            return {"status": "NO_LEASE"}
+            return fit_reply({"status": "NO_LEASE", "holders": _holders_of(table, guard)})
         return {"status": "OK", "token": mine[-1].token}
     status, _, reason = use_status(table, token, guard)
     if status != "OK":
@@ -182,7 +182,9 @@ def holder_state(table: TableView, rec: Record) -> dict[str, Any]:
         "floor": floor(table, rec.name),
     }
     bound = entries_size(cov) + 2 * len(rec.name) + 128
-    return fit_list(value, "holders", node_budget(f"/meta/leases/{rec.name}/holder"), bound)
+    return fit_list(
+        value, "holders", node_budget(f"/meta/leases/{meta_name(rec.name)}/holder"), bound
+    )
 
 
 def info(table: TableView, name: str) -> dict[str, Any]:

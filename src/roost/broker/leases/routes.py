@@ -20,7 +20,7 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, TypeAlias
 
 from roost.broker import frames
 from roost.broker.leases.config import LeaseConfig, load_lease_config
@@ -32,10 +32,19 @@ from roost.broker.leases.wire import BadArgs, parse
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node
+from roost.errors import describe_holder
 from roost.protocol import messages as m
+from roost.protocol.tokens import meta_name
 from roost.protocol.values import Value, pack, unpack
 
-__all__ = ("AUDIT_FILE", "LeaseLayer", "declared_resources", "install_leases")
+__all__ = (
+    "AUDIT_FILE",
+    "KeyProof",
+    "LeaseLayer",
+    "declared_resources",
+    "install_leases",
+    "no_lease_text",
+)
 
 #: The audit log kept in a state directory.
 AUDIT_FILE: Final = "leases.jsonl"
@@ -45,6 +54,23 @@ _OK: Final = frozenset({"OK", "QUEUED"})
 
 audit_log = logging.getLogger("roost.broker.audit")
 log = logging.getLogger("roost.broker.leases")
+
+
+#: ``key_proof(session, rid, guard, key, done, now)``: find the token a durable lock's key proves
+#: for ``guard`` and call ``done(reply, token, now)``, maybe later (the key's scrypt runs off the
+#: loop).
+KeyProof: TypeAlias = Callable[
+    [Session, int, str, str, Callable[[dict[str, Any], Any, float], None], float], None
+]
+
+
+def no_lease_text(resource: str, holders: Any) -> str:
+    """The plain error of a refused plain call or set: ``NO_LEASE``, then who holds the
+    guard's resource (``NO_LEASE: lamp is held by ...``) when someone does."""
+    shown = [describe_holder(h) for h in holders or () if isinstance(h, dict)][:3]
+    if not shown:
+        return "NO_LEASE"
+    return f"NO_LEASE: {resource} is held by " + "; ".join(shown)
 
 
 def declared_resources(resources: Iterable[Any] | None) -> list[Declared]:
@@ -104,6 +130,12 @@ class LeaseLayer:
             0x59: self._lease_call,
             0x5A: self._lease_set,
         }
+        #: Handlers of further extension requests (code -> handler of the raw body, True if it
+        #: answered it), and what turns a durable lock's key into the token a guarded node sees.
+        self.extra: dict[int, Callable[[Session, int, Any, float], bool]] = {}
+        self.key_proof: KeyProof | None = None
+        #: Called with each batch of effects after they are applied (pools watch releases).
+        self.observers: list[Callable[[list[Effect], float], None]] = []
         router.handle_extension = self.handle  # type: ignore[method-assign]
         router.guarded = self.guarded  # type: ignore[method-assign]
         router.hello_hooks.append(self._hello)
@@ -140,6 +172,8 @@ class LeaseLayer:
                 router.disconnect(effect.conn, effect.reason, now)  # type: ignore[arg-type]
         if changed:
             router.meta.clients_changed(now)
+        for observe in self.observers:
+            observe(effects, now)
         self._arm(now)
 
     def _publish(
@@ -151,7 +185,7 @@ class LeaseLayer:
         now: float,
     ) -> None:
         data = Value.of(value)
-        paths = [f"/meta/leases/{resource}/{leaf}"]
+        paths = [f"/meta/leases/{meta_name(resource)}/{leaf}"]
         if leaf == "events":
             paths.append("/meta/lease_events")
         for path in paths:
@@ -238,6 +272,9 @@ class LeaseLayer:
         """Handle one extension request (0x50-0x5a) of a session after its hello."""
         if session not in self._joined:
             self._join(session, now)
+        extra = self.extra.get(msg.code)
+        if extra is not None and extra(session, msg.id, msg.body.obj, now):
+            return
         try:
             args = parse(msg.code, msg.body.obj)
         except BadArgs as exc:
@@ -295,7 +332,8 @@ class LeaseLayer:
         elif node.kind is EVENT:
             self._reply(session, rid, {"status": "path_is_wrong_type"})
         elif resource is not None and not self.table.resource_ok(resource):
-            self._reply(session, rid, {"status": "INVALID_RESOURCE"})
+            problem = self.table.resource_problem(resource)
+            self._reply(session, rid, {"status": "INVALID_RESOURCE", "reason": problem})
         else:
             node.guard = resource
             self._reply(session, rid, {"status": "OK"})
@@ -308,7 +346,7 @@ class LeaseLayer:
         reply, effects = self.table.check_guard(session, node.guard, None, now)
         self.apply(effects, now)
         if reply["status"] != "OK":
-            session.push(frames.err(msg.id, "NO_LEASE"))
+            session.push(frames.err(msg.id, no_lease_text(node.guard, reply.get("holders"))))
             return
         raw = msg.args.raw if isinstance(msg, m.ActionCall) else msg.value.raw
         self._forward(session, msg.id, node, msg.path, raw=raw, token=reply["token"], plain=True)
@@ -344,8 +382,36 @@ class LeaseLayer:
         self.router.forward(session, rid, owner, make)
 
     def _token_checked(
-        self, session: Session, rid: int, node: Node[Session], now: float, *, token: Any, raw: bytes
+        self,
+        session: Session,
+        rid: int,
+        node: Node[Session],
+        now: float,
+        *,
+        token: Any,
+        raw: bytes,
+        key: str | None = None,
     ) -> None:
+        assert node.guard is not None
+        if key is not None:
+            if self.key_proof is None:
+                self._reply(session, rid, {"status": "NO_LEASE", "reason": "no durable locks"})
+                return
+            path, call = node.path, node.kind is ACTION
+
+            def proven(proof: dict[str, Any], lock_token: Any, when: float) -> None:
+                if proof["status"] != "OK":
+                    self._reply(session, rid, proof)
+                    return
+                # The proof may have taken a while: decide on the node as it is now.
+                body = {"path": path, "token": lock_token}
+                if call:
+                    self._lease_call(session, rid, {**body, "args": unpack(raw), "key": None}, when)
+                else:
+                    self._lease_set(session, rid, {**body, "value": unpack(raw), "key": None}, when)
+
+            self.key_proof(session, rid, node.guard, key, proven, now)
+            return
         reply, effects = self.table.check_guard(session, node.guard, token, now)
         self.apply(effects, now)
         if reply["status"] != "OK":
@@ -357,7 +423,7 @@ class LeaseLayer:
         node = self.router.tree.nodes.get(a["path"])
         raw = pack(a["args"])
         if node is not None and node.kind is ACTION and node.guard is not None:
-            self._token_checked(session, rid, node, now, token=a["token"], raw=raw)
+            self._token_checked(session, rid, node, now, token=a["token"], raw=raw, key=a["key"])
             return
         self.router.handle(session, m.ActionCall(rid, a["path"], Value(raw, a["args"])), now)
 
@@ -365,7 +431,7 @@ class LeaseLayer:
         node = self.router.tree.nodes.get(a["path"])
         raw = pack(a["value"])
         if node is not None and node.kind in (STATE, PROP) and node.guard is not None:
-            self._token_checked(session, rid, node, now, token=a["token"], raw=raw)
+            self._token_checked(session, rid, node, now, token=a["token"], raw=raw, key=a["key"])
             return
         self.router.handle(session, m.Set(rid, a["path"], Value(raw, a["value"])), now)
 

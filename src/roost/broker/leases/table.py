@@ -44,7 +44,7 @@ from roost.broker.leases.types import (
     Waiter,
 )
 from roost.broker.leases.views import holder_entry, lease_object, shown_entry, waiter_entry
-from roost.protocol.tokens import overlaps, valid_resource
+from roost.protocol.tokens import overlaps, resource_problem, valid_resource
 
 __all__ = ("DEFAULT_MAX_RESOURCES", "DEFAULT_MAX_WAITS", "DEFAULT_TTL_MAX", "LeaseTable")
 
@@ -190,8 +190,9 @@ class LeaseTable(TableCore):
             return _status("bad_args", reason=f"ttl must be > 0 and at most {self.ttl_max}")
         if identity.too_long():
             return _status("bad_args", reason="name, user, host or note too long")
-        if not self.resource_ok(resource):
-            return _status("INVALID_RESOURCE")
+        problem = self.resource_problem(resource)
+        if problem is not None:
+            return _status("INVALID_RESOURCE", reason=problem)
         if c.timeout <= 0:
             return _status("TIMEOUT_REQUIRED")
         if resource not in self._records and len(self._records) >= self.max_resources:
@@ -374,7 +375,9 @@ class LeaseTable(TableCore):
         )
         by = shown_entry(lease)
         for old in displaced:
-            self._end(old, "taken", now, push=True, by=by, new_token=lease.token, audit=False)
+            self._end(
+                old, "taken", now, push=True, by=by, new_token=lease.token, audit=False, why=reason
+            )
         self._install(c, rec, lease, now, audit=False)
         self._fx.append(
             Audit(
@@ -461,8 +464,9 @@ class LeaseTable(TableCore):
         """``OK`` + ``info`` of ``resource`` (a valid name without a record reads as free), or
         ``INVALID_RESOURCE``."""
         self._begin(now)
-        if not self.resource_ok(resource):
-            return _status("INVALID_RESOURCE"), self._finish()
+        problem = self.resource_problem(resource)
+        if problem is not None:
+            return _status("INVALID_RESOURCE", reason=problem), self._finish()
         return q.fit_reply(_status("OK", info=q.info(self, resource))), self._finish()
 
     def list(self, now: float, prefix: object = "", after: object = None) -> tuple[Reply, Effects]:
@@ -471,7 +475,7 @@ class LeaseTable(TableCore):
         ``INVALID_RESOURCE`` for a bad prefix."""
         self._begin(now)
         if not isinstance(prefix, str) or (prefix != "" and not valid_resource(prefix)):
-            return _status("INVALID_RESOURCE"), self._finish()
+            return _status("INVALID_RESOURCE", reason=resource_problem(prefix)), self._finish()
         if after is not None and not isinstance(after, str):
             return _status("bad_args", reason="after must be a str"), self._finish()
         return q.listing(self, prefix, after), self._finish()

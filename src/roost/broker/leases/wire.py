@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from roost.broker.leases.types import IDENTITY_MAX, MODES, Identity
 
-__all__ = ("BadArgs", "parse")
+__all__ = ("BadArgs", "identity_of", "parse")
 
 _MISSING: Final = object()
 
@@ -42,7 +42,12 @@ def _str(body: dict[str, Any], key: str, default: Any = _MISSING) -> Any:
     return value
 
 
-def _identity(body: dict[str, Any]) -> Identity:
+def identity_of(body: dict[str, Any]) -> Identity:
+    """The declared identity (``name``, ``user``, ``host``, ``pid``, ``note``) of a request.
+
+    Raises:
+        BadArgs: a field of the wrong type or too long.
+    """
     fields: dict[str, str] = {}
     for k in ("name", "user", "host", "note"):
         v = body.get(k)
@@ -89,7 +94,7 @@ def _acquire(body: dict[str, Any]) -> dict[str, Any]:
         "mode": mode,
         "wait": float(wait),
         "ttl": _ttl(body),
-        "identity": _identity(body),
+        "identity": identity_of(body),
         "key": key,
     }
 
@@ -102,7 +107,7 @@ def _take(body: dict[str, Any]) -> dict[str, Any]:
         "resource": _str(body, "resource"),
         "reason": reason,
         "ttl": _ttl(body),
-        "identity": _identity(body),
+        "identity": identity_of(body),
     }
 
 
@@ -137,12 +142,22 @@ def _guard(body: dict[str, Any]) -> dict[str, Any]:
     return {"path": _str(body, "path"), "resource": resource}
 
 
+def _proof(body: dict[str, Any]) -> dict[str, Any]:
+    """A ``token``, or a durable lock's ``key`` (a str) in its place."""
+    key = body.get("key")
+    if key is not None:
+        if not isinstance(key, str):
+            raise BadArgs("'key' must be a str")
+        return {"token": body.get("token"), "key": key}
+    return {"token": _get(body, "token"), "key": None}
+
+
 def _call(body: dict[str, Any]) -> dict[str, Any]:
-    return {"path": _str(body, "path"), "args": _get(body, "args"), "token": _get(body, "token")}
+    return {"path": _str(body, "path"), "args": _get(body, "args"), **_proof(body)}
 
 
 def _set(body: dict[str, Any]) -> dict[str, Any]:
-    return {"path": _str(body, "path"), "value": _get(body, "value"), "token": _get(body, "token")}
+    return {"path": _str(body, "path"), "value": _get(body, "value"), **_proof(body)}
 
 
 _PARSERS: Final = {
