@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from roost.broker.leases.config import LeaseConfigError, parse_lease_config
 from roost.broker.storefile import parse_store_section
+from roost.broker.limits import parse_limits
 from roost.errors import ConfigError
 
 __all__ = (
@@ -177,6 +178,7 @@ SECTIONS: dict[str, Callable[[object, Where], Any]] = {
     "leases": _parse_leases,
     "http": _parse_http,
     "store": parse_store_section,
+    "limits": parse_limits,
 }
 
 

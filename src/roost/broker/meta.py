@@ -16,17 +16,29 @@ from typing import Any, Final
 from roost._version import __version__
 from roost.broker import frames
 from roost.broker.session import Session
-from roost.broker.tree import ACTION, STATE, Dir, Node, valid_ls_path
+from roost.broker.tree import ACTION, STATE, Dir, Node, entry_size, valid_ls_path
 from roost.broker.view import RouterView
 from roost.protocol import messages as m
 from roost.protocol.values import Value, pack
 
-__all__ = ("CLIENTS_INTERVAL", "Meta", "broker_info")
+__all__ = ("CLIENTS_INTERVAL", "Meta", "broker_info", "ls_size")
 
 #: Minimum spacing of /meta/clients notifications under churn, in seconds.
 CLIENTS_INTERVAL: Final = 0.1
 #: The largest encoded /meta/clients value (an observe_t reply adds 7 bytes of header).
 _CLIENTS_BUDGET: Final = frames.MAX_PAYLOAD - 7 - 64
+
+
+def ls_size(found: Dir[Any], hidden: int = 0) -> int:
+    """The size ``/meta/ls`` of ``found`` is held to: 3 plus its encoded ``["dir", entries]``
+    (the reply payload's type byte and id), the same bound the listing would be checked against.
+
+    ``hidden`` children (at most /meta/clients, a state) are left out.
+    """
+    count = len(found.children) - hidden
+    listed = found.listed - hidden * entry_size("clients", STATE)
+    head = 1 if count < 16 else 3 if count < 0x10000 else 5
+    return 3 + 1 + 4 + head + listed
 
 
 def broker_info() -> dict[str, Any]:
@@ -76,16 +88,21 @@ class Meta:
         if isinstance(found, Node):
             session.push(frames.reply(0x05, msg.id, pack(found.kind)))
             return
+        if ls_size(found, self._hidden(found)) > frames.MAX_PAYLOAD:
+            # Known from the directory's running size: no listing is built to find it out.
+            session.push(frames.err(msg.id, "value_too_large"))
+            return
         entries = [
             [name, "dir" if isinstance(child, Dir) else child.kind]
             for name, child in sorted(found.children.items())
             if child is not self.clients_node or self._clients_listed
         ]
-        raw = pack(["dir", entries])
-        if 3 + len(raw) > frames.MAX_PAYLOAD:
-            session.push(frames.err(msg.id, "value_too_large"))
-            return
-        session.push(frames.reply(0x05, msg.id, raw))
+        session.push(frames.reply(0x05, msg.id, pack(["dir", entries])))
+
+    def _hidden(self, found: Dir[Session]) -> int:
+        """How many children of ``found`` the listing leaves out (/meta/clients until read)."""
+        clients = self.clients_node
+        return int(clients.parent is found and not self._clients_listed)
 
     # -- /meta/broker and /meta/clients --------------------------------------------------------
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from roost.broker.gateway import DEFAULT_HTTP_PORT
+from roost.broker.limits import Limits
 from roost.broker.server import DEFAULT_MAX_OUTBOUND, DEFAULT_PORT, Broker
 from roost.broker.storefile import StoreSettings
 
@@ -162,6 +163,7 @@ def serve(
     loop: str = "auto",
     http_port: int | None = DEFAULT_HTTP_PORT,
     store: StoreSettings | None = None,
+    limits: Limits | None = None,
     **options: Any,
 ) -> None:
     """Run a broker in the foreground until SIGINT or SIGTERM, then close every connection and
@@ -177,6 +179,7 @@ def serve(
             ``/ws`` API, ``/metrics``); 0 picks a free one; ``None`` runs no gateway.
         store: stored values (:class:`~roost.broker.storefile.StoreSettings`), kept in
             ``state_dir``.
+        limits: resource limits and deadlines (docs/reference/limits.md).
         **options: lease settings (``state_dir``, ``audit_file``, ``lease_config``,
             ``resources``, ``ttl_max``, ``max_resources``, ``max_waits``; see :class:`Broker`).
 
@@ -188,7 +191,13 @@ def serve(
     factory = loop_factory(loop)
     configure_logging(log_level, log_format)
     broker = Broker(
-        host, port, max_outbound=max_outbound, http_port=http_port, store=store, **options
+        host,
+        port,
+        max_outbound=max_outbound,
+        http_port=http_port,
+        store=store,
+        limits=limits,
+        **options,
     )
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(_run(broker))

@@ -8,8 +8,9 @@ Rules of this module:
   the connection closes; a bad sync byte or zero length fails the whole chunk.
 - Output is flushed once per event-loop iteration: the first frame queued in an iteration
   schedules a single ``call_soon``; the flush writes each dirty session's outbox in one write.
-- Idle timeouts (§12) cost nothing per chunk: each chunk only records the time; one heap of
-  deadlines on a single event-loop timer re-checks a connection when its deadline comes due.
+- Deadlines (hello, idle §12, unfinished frame) cost nothing per message: each chunk only
+  records its time; one heap of deadlines on a single event-loop timer re-checks a connection
+  when its deadline comes due (:mod:`roost.broker.guard`, with the accept loop and its limits).
 - One clock: every ``now`` handed to the router is the event loop's ``loop.time()``, the clock
   its timers run on (uvloop's is a cached millisecond clock, not ``time.monotonic()``).
 - A connection that breaks the protocol is closed with its reason logged; nothing a client
@@ -20,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -32,7 +31,9 @@ import anyio
 import anyio.abc
 
 from roost.broker.gateway import Gateway
+from roost.broker.guard import Acceptor, Deadlines, bind_sockets, peer_gone
 from roost.broker.leases import install_leases
+from roost.broker.limits import Limits
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.broker.store import Store, install_store
@@ -69,83 +70,6 @@ def _peer_name(address: Any) -> str:
     return str(address)
 
 
-class _IdleTimers:
-    """Idle timeouts (§12) for every connection, on one event-loop timer.
-
-    Each connection with a timeout has one entry ``(deadline, seq, session)`` in a heap, where
-    ``session.timer`` holds the deadline of its current entry. Received bytes only update
-    ``session.last_received``; when an entry comes due, the connection is closed if it really
-    was silent for its timeout, and otherwise re-entered at its real deadline. Entries of
-    closed or re-armed connections are stale and skipped; the heap is compacted when most of
-    it is stale, so closed sessions are not kept alive.
-    """
-
-    __slots__ = ("_expire", "_handle", "_heap", "_loop", "_seq", "_stale", "_when")
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, expire: Callable[[Session, float], None]
-    ) -> None:
-        self._loop = loop
-        self._expire = expire
-        self._heap: list[tuple[float, int, Session]] = []
-        self._seq = 0
-        self._stale = 0
-        self._handle: asyncio.TimerHandle | None = None
-        self._when = float("inf")
-
-    def arm(self, session: Session) -> None:
-        """(Re)start the session's timer from its last received bytes, or stop it (timeout 0)."""
-        self.disarm(session)
-        timeout = session.conn.timeout
-        if timeout > 0 and not session.closed:
-            self._push(session, session.last_received + timeout)
-
-    def disarm(self, session: Session) -> None:
-        """Stop the session's timer (its heap entry becomes stale)."""
-        if session.timer is not None:
-            session.timer = None
-            self._stale += 1
-            heap = self._heap
-            if self._stale > 64 and self._stale * 2 > len(heap):
-                heap[:] = [entry for entry in heap if entry[2].timer == entry[0]]
-                heapq.heapify(heap)
-                self._stale = 0
-
-    def _push(self, session: Session, deadline: float) -> None:
-        session.timer = deadline
-        self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, session))
-        if deadline < self._when:
-            if self._handle is not None:
-                self._handle.cancel()
-            self._when = deadline
-            self._handle = self._loop.call_at(deadline, self._run)
-
-    def _run(self) -> None:
-        self._handle = None
-        self._when = float("inf")
-        heap = self._heap
-        now = self._loop.time()
-        # A hair of slack: the loop may wake a clock tick before the deadline.
-        while heap and heap[0][0] <= now + 0.0005:
-            deadline, _, session = heapq.heappop(heap)
-            if session.timer != deadline:
-                self._stale = max(0, self._stale - 1)
-                continue
-            session.timer = None
-            timeout = session.conn.timeout
-            if session.closed or timeout <= 0:
-                continue
-            real = session.last_received + timeout
-            if real <= now + 0.0005:
-                self._expire(session, now)
-            else:
-                self._push(session, real)
-        if heap and heap[0][0] < self._when:
-            self._when = heap[0][0]
-            self._handle = self._loop.call_at(self._when, self._run)
-
-
 class _Hooks:
     """The router's view of the server (flush scheduling, closing, timers)."""
 
@@ -155,9 +79,10 @@ class _Hooks:
         self.broker = broker
         self.loop = loop
         self._flush_scheduled = False
-        self.idle = _IdleTimers(
-            loop, lambda session, now: broker.router.disconnect(session, "timeout", now)
-        )
+        self.idle = Deadlines(loop, self._expire, broker.limits)
+
+    def _expire(self, session: Session, reason: str, now: float) -> None:
+        self.broker.router.disconnect(session, reason, now)
 
     def wake(self) -> None:
         if not self._flush_scheduled:
@@ -216,20 +141,7 @@ class _Hooks:
         self.idle.arm(session)
 
     def peer_gone(self, session: Session) -> bool:
-        transport = session.writer
-        if transport is None or transport.is_closing():
-            return True
-        sock = transport.get_extra_info("socket")
-        if sock is None:
-            return False
-        try:
-            # A duplicate descriptor: asyncio's socket wrapper refuses direct reads.
-            with socket.socket(fileno=os.dup(sock.fileno())) as dup:
-                return dup.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
+        return peer_gone(session)
 
     def call_later(self, delay: float, callback: Callable[[float], None]) -> None:
         loop = self.loop
@@ -264,10 +176,11 @@ def _client_repr(session: Session) -> str:
 class _ConnectionProtocol(asyncio.Protocol):
     """One client connection: bytes in, router calls, nothing else."""
 
-    __slots__ = ("clock", "router", "session")
+    __slots__ = ("clock", "idle", "router", "session")
 
-    def __init__(self, broker: Broker, clock: Callable[[], float]) -> None:
+    def __init__(self, broker: Broker, clock: Callable[[], float], idle: Deadlines) -> None:
         self.router = broker.router
+        self.idle = idle
         #: The loop's ``time``: the clock the idle timers compare against.
         self.clock = clock
         self.session: Session | None = None
@@ -288,6 +201,7 @@ class _ConnectionProtocol(asyncio.Protocol):
         session = self.router.open_session(peer, time.time(), self.clock())
         session.writer = transport
         self.session = session
+        self.idle.arm(session)  # the hello deadline
         conn_log.info("connection opened: peer=%s", peer, extra={"peer": peer})
 
     def data_received(self, data: bytes) -> None:
@@ -337,6 +251,8 @@ class _ConnectionProtocol(asyncio.Protocol):
             return
         if router.doomed:
             router.reap(now)
+        if conn.partial or session.frame_since is not None:
+            self.idle.received(session, now, bool(payloads))
 
     def eof_received(self) -> bool:
         return False  # close our side too: a half-closed client is a gone client
@@ -364,6 +280,7 @@ class Broker:
             ``/ws`` API, ``/metrics``) on the same host; 0 picks a free one; ``None`` (the
             default of an embedded broker) runs no gateway. ``roost serve`` uses 11237.
         store: stored values (the ``[store]`` section); they live in ``state_dir``.
+        limits: path, tree, connection and deadline limits (docs/reference/limits.md).
         **options: lease settings: ``state_dir``, ``audit_file``, ``lease_config`` (a TOML
             file or a ``LeaseConfig``), ``resources``, ``ttl_max``, ``max_resources`` and
             ``max_waits`` (these four override the file); checked at :meth:`start`.
@@ -380,6 +297,7 @@ class Broker:
         max_outbound: int = DEFAULT_MAX_OUTBOUND,
         http_port: int | None = None,
         store: StoreSettings | None = None,
+        limits: Limits | None = None,
         **options: Any,
     ) -> None:
         unknown = set(options) - _LEASE_OPTIONS
@@ -390,6 +308,7 @@ class Broker:
         self.host = host
         self._port = port
         self.max_outbound = max_outbound
+        self.limits = limits if limits is not None else Limits()
         self.options = options
         self.http_port = http_port
         #: The HTTP and websocket gateway while it runs (``http_port`` given).
@@ -397,7 +316,7 @@ class Broker:
         self.store_settings = store
         #: The stored values, once started with ``store`` settings.
         self.store: Store | None = None
-        self._server: asyncio.Server | None = None
+        self._server: list[Acceptor] | None = None
         self._hooks: _Hooks | None = None
         self._router: Router | None = None
 
@@ -411,9 +330,14 @@ class Broker:
     @property
     def port(self) -> int:
         """The bound port (the requested one before start)."""
-        if self._server is not None and self._server.sockets:
-            return int(self._server.sockets[0].getsockname()[1])
+        if self._server:
+            return int(self._server[0].sock.getsockname()[1])
         return self._port
+
+    @property
+    def acceptors(self) -> list[Acceptor]:
+        """The accept loops (one per bound address; empty before start)."""
+        return list(self._server or ())
 
     @property
     def address(self) -> str:
@@ -429,8 +353,10 @@ class Broker:
         if self._server is not None:
             raise RuntimeError("the broker is already started")
         loop = asyncio.get_running_loop()
-        self._hooks = _Hooks(self, loop)
-        self._router = Router(self._hooks, loop.time(), max_outbound=self.max_outbound)
+        self._hooks = hooks = _Hooks(self, loop)
+        self._router = router = Router(
+            hooks, loop.time(), max_outbound=self.max_outbound, limits=self.limits
+        )
         if self.store_settings is not None:
             # Before the lease layer opens its files: a store that cannot load stops start-up
             # with nothing to clean up.
@@ -448,9 +374,20 @@ class Broker:
             now=loop.time(),
             **self.options,
         )
-        self._server = await loop.create_server(
-            lambda: _ConnectionProtocol(self, loop.time), self.host, self._port, reuse_address=True
-        )
+        sockets = await bind_sockets(self.host, self._port)
+        sessions = router.sessions
+        self._server = [
+            Acceptor(
+                loop,
+                sock,
+                lambda: _ConnectionProtocol(self, loop.time, hooks.idle),
+                sessions.__len__,
+                self.limits,
+            )
+            for sock in sockets
+        ]
+        for acceptor in self._server:
+            acceptor.start()
         log.info(
             "listening on %s:%d",
             self.host,
@@ -475,7 +412,7 @@ class Broker:
         """
         if self._hooks is None:
             raise RuntimeError("the broker is not started")
-        protocol = _ConnectionProtocol(self, self._hooks.loop.time)
+        protocol = _ConnectionProtocol(self, self._hooks.loop.time, self._hooks.idle)
         protocol.connection_made(transport)
         return protocol
 
@@ -485,7 +422,8 @@ class Broker:
         if server is None:
             return
         self._server = None
-        server.close()
+        for acceptor in server:
+            acceptor.close()
         if self._router is not None and self._hooks is not None:
             self._router.prepare_stop(self._hooks.loop.time())
             self._hooks.flush()
@@ -493,7 +431,7 @@ class Broker:
         gateway, self.gateway = self.gateway, None
         if gateway is not None:
             await gateway.close()
-        await server.wait_closed()
+        await asyncio.sleep(0)  # let the transports' close callbacks run
 
     async def serve_forever(
         self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED

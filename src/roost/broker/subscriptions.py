@@ -6,6 +6,8 @@ Rules of this module:
   the router's dispatch table binds them, so they run inside its ``handle`` and never await.
 - Registering creates the node or adopts an ownerless event or state; subscribing creates an
   ownerless event or state when the path is free. Errors are replies, never exceptions.
+- One connection holds at most ``max_per_connection`` registrations and subscriptions
+  together (``too_many_registrations``); the tree checks path and size limits itself.
 - Subtree listens and observes (protocol.md E12) start here too; which nodes they reach is
   :mod:`roost.broker.subtree`'s business. An observe's snapshot, its reply and its
   subscription are one synchronous step.
@@ -20,6 +22,7 @@ from functools import partial
 from typing import Any, Final
 
 from roost.broker import frames
+from roost.broker.limits import TOO_MANY_REGISTRATIONS
 from roost.broker.session import Session
 from roost.broker.subtree import PatternError, Sub, parse_pattern
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node
@@ -51,11 +54,22 @@ def reserved(path: str) -> bool:
     return path.startswith(RESERVED_PREFIX) or path in ("/meta/leases", "/meta/lease_events")
 
 
+def _full(router: RouterView, session: Session, rid: int) -> bool:
+    """True (after the error reply) if ``session`` holds all the registrations and
+    subscriptions one connection may (``max_per_connection``)."""
+    if len(session.owned) + len(session.listening) < router.max_per_connection:
+        return False
+    session.push(frames.err(rid, TOO_MANY_REGISTRATIONS))
+    return True
+
+
 def register(
     router: RouterView, session: Session, rid: int, path: str, now: float, *, kind: str
 ) -> None:
     """Make ``session`` the owner of a new ``kind`` node at ``path`` (or of the ownerless event
     or state there) and reply ok; otherwise an error reply and nothing changes."""
+    if _full(router, session, rid):
+        return
     tree = router.tree
     node = tree.nodes.get(path)
     owner = None if node is None else node.owner
@@ -116,6 +130,8 @@ def subscribe(
     /meta/leases path), with nothing subscribed. Subscribing twice is harmless."""
     tree = router.tree
     node = tree.nodes.get(path)
+    if (node is None or session not in node.listeners) and _full(router, session, rid):
+        return None
     if node is None:
         error = tree.check_free(path)
         if error is None and not subscribable(path, kind):

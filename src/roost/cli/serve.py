@@ -149,6 +149,45 @@ def _finite_seconds(
     default=None,
     help="Flush each stored set to disk before acknowledging it [default: the file's, else on].",
 )
+@click.option(
+    "--max-connections",
+    metavar="N",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Open connections at most; more are closed at accept, 0 = no limit [default: 10000].",
+)
+@click.option(
+    "--max-per-connection",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Registrations plus subscriptions of one connection [default: 100000].",
+)
+@click.option(
+    "--hello-timeout",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0),
+    default=None,
+    callback=_finite_seconds,
+    help="Seconds a new connection has to say hello, 0 = none [default: 10].",
+)
+@click.option(
+    "--frame-timeout",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0),
+    default=None,
+    callback=_finite_seconds,
+    help="Seconds a started frame has to arrive whole, 0 = none [default: 30].",
+)
+@click.option(
+    "--max-idle",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0),
+    default=None,
+    callback=_finite_seconds,
+    help="Close connections that asked for timeout 0 after this much silence, 0 = never "
+    "[default: 3600].",
+)
 @verbose_option
 @click.pass_context
 def serve(
@@ -170,6 +209,11 @@ def serve(
     max_waits: int | None,
     store_patterns: tuple[str, ...],
     store_fsync: bool | None,
+    max_connections: int | None,
+    max_per_connection: int | None,
+    hello_timeout: float | None,
+    frame_timeout: float | None,
+    max_idle: float | None,
 ) -> int:
     """Run a broker until interrupted (Ctrl-C or SIGTERM stops it cleanly).
 
@@ -181,6 +225,7 @@ def serve(
     from roost.broker import serve as run_broker  # noqa: PLC0415
     from roost.broker.config import BrokerConfig, load_config  # noqa: PLC0415
     from roost.broker.leases.config import load_lease_config  # noqa: PLC0415
+    from roost.broker.limits import Limits  # noqa: PLC0415
     from roost.errors import ConfigError  # noqa: PLC0415
 
     settings = settings_of(ctx)
@@ -191,6 +236,13 @@ def serve(
         # --lease-config replaces the file's [leases] section as a whole.
         config = load_lease_config(lease_config) if lease_config else file.get("leases")
         store = _store_settings(file.get("store"), store_patterns, store_fsync)
+        limits = file.get("limits", Limits()).replace(
+            max_connections=max_connections,
+            max_per_connection=max_per_connection,
+            hello_timeout=hello_timeout,
+            frame_timeout=frame_timeout,
+            max_idle=max_idle,
+        )
     except ConfigError as exc:
         if settings.verbose:
             traceback.print_exc()
@@ -219,6 +271,7 @@ def serve(
             max_resources=max_resources,
             max_waits=max_waits,
             store=store,
+            limits=limits,
         )
     except KeyboardInterrupt:
         return EXIT_OK  # a second Ctrl-C during shutdown: still a stop the user asked for
