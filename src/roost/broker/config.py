@@ -149,7 +149,7 @@ class Where:
 
 
 def _parse_leases(value: object, where: Where) -> Any:
-    table = where.table(value, ("ttl_max", "max_resources", "max_waits", "resource"))
+    table = where.table(value, ("ttl_max", "max_resources", "max_waits", "max_leases", "resource"))
     try:
         return parse_lease_config(table, where.path)
     except LeaseConfigError as exc:

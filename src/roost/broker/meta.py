@@ -66,6 +66,7 @@ class Meta:
         self._stale = True
         self._scheduled = False
         self._published = float("-inf")
+        self._degraded: dict[str, str] = {}
 
     # -- /meta/ls ------------------------------------------------------------------------------
 
@@ -105,6 +106,18 @@ class Meta:
         return int(clients.parent is found and not self._clients_listed)
 
     # -- /meta/broker and /meta/clients --------------------------------------------------------
+
+    def set_degraded(self, part: str, problem: str | None, now: float) -> None:
+        """Report (or clear, with ``None``) a problem of one part of the broker in
+        ``/meta/broker``: its value gains ``degraded: {part: problem}`` while any remains."""
+        if problem is None:
+            self._degraded.pop(part, None)
+        else:
+            self._degraded[part] = problem
+        value = broker_info()
+        if self._degraded:
+            value["degraded"] = dict(self._degraded)
+        self.router.publish_state(self.broker_node.path, Value.of(value), now)
 
     def set_error(self, node: Node[Session]) -> str:
         """The error a client's ``set`` of a broker-owned state gets."""
