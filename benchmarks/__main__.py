@@ -25,6 +25,10 @@ SUITES: tuple[str, ...] = (
     "gateway",
     "subtree",
     "store",
+    "amplification",
+    "stalls",
+    "soak",
+    "fuzz",
 )
 
 

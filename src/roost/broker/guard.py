@@ -85,10 +85,10 @@ class Deadlines:
         "_heap",
         "_hello",
         "_idle",
-        "_loop",
         "_seq",
         "_stale",
         "_when",
+        "loop",
     )
 
     def __init__(
@@ -97,7 +97,7 @@ class Deadlines:
         expire: Callable[[Session, str, float], None],
         limits: Limits,
     ) -> None:
-        self._loop = loop
+        self.loop = loop
         self._expire = expire
         self._hello = limits.hello_timeout
         self._frame = limits.frame_timeout
@@ -167,13 +167,13 @@ class Deadlines:
             if self._handle is not None:
                 self._handle.cancel()
             self._when = deadline
-            self._handle = self._loop.call_at(deadline, self._run)
+            self._handle = self.loop.call_at(deadline, self._run)
 
     def _run(self) -> None:
         self._handle = None
         self._when = float("inf")
         heap = self._heap
-        now = self._loop.time()
+        now = self.loop.time()
         while heap and heap[0][0] <= now + _SLACK:
             deadline, _, session = heapq.heappop(heap)
             if session.timer != deadline:
@@ -191,7 +191,7 @@ class Deadlines:
                 self._push(session, due[0])
         if heap and heap[0][0] < self._when:
             self._when = heap[0][0]
-            self._handle = self._loop.call_at(self._when, self._run)
+            self._handle = self.loop.call_at(self._when, self._run)
 
 
 def peer_gone(session: Session) -> bool:

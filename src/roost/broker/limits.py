@@ -73,7 +73,7 @@ class Limits:
     max_path_length: int = 1024
     max_path_depth: int = 32
     max_tree_entries: int = 1_000_000
-    max_per_connection: int = 100_000
+    max_per_connection: int = 10_000
     max_connections: int = 10_000
     hello_timeout: float = 10.0
     frame_timeout: float = 30.0

@@ -6,6 +6,8 @@ Rules of this module:
   sans-IO ``Connection`` and hands each message to the synchronous router, in order. When a
   complete frame breaks the protocol, the frames before it in the same chunk are routed, then
   the connection closes; a bad sync byte or zero length fails the whole chunk.
+- One connection cannot hold the loop: past ``CHUNK_BUDGET`` (checked every 8 messages) the
+  rest of its chunk is routed in a later iteration, its reading paused meanwhile.
 - Output is flushed once per event-loop iteration: the first frame queued in an iteration
   schedules a single ``call_soon``; the flush writes each dirty session's outbox in one write.
 - Deadlines (hello, idle §12, unfinished frame) cost nothing per message: each chunk only
@@ -46,6 +48,8 @@ __all__ = ("DEFAULT_MAX_OUTBOUND", "DEFAULT_PORT", "Broker")
 
 DEFAULT_PORT: Final = 11236
 DEFAULT_MAX_OUTBOUND: Final = 8 * 1024 * 1024
+#: Seconds one connection's chunk may hold the loop; the rest of it waits an iteration.
+CHUNK_BUDGET: Final = 0.005
 #: Options accepted now and wired by the lease layer.
 _LEASE_OPTIONS: Final = frozenset(
     (
@@ -176,11 +180,13 @@ def _client_repr(session: Session) -> str:
 class _ConnectionProtocol(asyncio.Protocol):
     """One client connection: bytes in, router calls, nothing else."""
 
-    __slots__ = ("clock", "idle", "router", "session")
+    __slots__ = ("clock", "idle", "later", "router", "session")
 
     def __init__(self, broker: Broker, clock: Callable[[], float], idle: Deadlines) -> None:
         self.router = broker.router
         self.idle = idle
+        #: Payloads still to route after a chunk ran over its time budget (reading paused).
+        self.later: list[bytes] | None = None
         #: The loop's ``time``: the clock the idle timers compare against.
         self.clock = clock
         self.session: Session | None = None
@@ -210,17 +216,34 @@ class _ConnectionProtocol(asyncio.Protocol):
             return
         now = self.clock()
         session.last_received = now
+        conn = session.conn
+        self.router.stats.bytes_in += len(data)
+        try:
+            payloads = conn.receive_frames(data)
+        except FramingError as exc:
+            self._protocol_error(session, exc, now)
+            return
+        session.received += len(payloads)
+        if self.later is not None:
+            self.later += payloads  # reading is paused: a chunk already read joins the queue
+        elif payloads:
+            self._route(session, payloads, now)
+        if conn.partial or session.frame_since is not None:
+            self.idle.received(session, now, bool(payloads))
+
+    def _route(self, session: Session, payloads: list[bytes], now: float) -> None:
+        """Hand ``payloads`` to the router in order. Past :data:`CHUNK_BUDGET` seconds (looked
+        at every 8 messages), the rest waits for the next loop iteration with reading paused,
+        so one client's heavy chunk never holds the loop for long."""
         router = self.router
         conn = session.conn
         raw_handlers = router.raw_handlers
         handle = router.handle
         reply_raw = router.reply_raw
-        stats = router.stats
-        stats.bytes_in += len(data)
-        received = stats.received
+        received = router.stats.received
+        count = 0
+        until = 0.0
         try:
-            payloads = conn.receive_frames(data)
-            session.received += len(payloads)
             for payload in payloads:
                 # The busiest requests and owners' replies skip the message objects; a bad one
                 # takes the full path, which reports its error.
@@ -238,11 +261,15 @@ class _ConnectionProtocol(asyncio.Protocol):
                         handle(session, msg, now)
                 if not session.accepting:  # closed, or over its bound and about to be
                     break
+                count += 1
+                if not count & 7:
+                    if not until:
+                        until = time.monotonic() + CHUNK_BUDGET
+                    elif time.monotonic() > until and count < len(payloads):
+                        self._defer(session, payloads[count:])
+                        break
         except FramingError as exc:
-            conn_log.warning(
-                "protocol error from %s: %s", session.peer, exc, extra={"peer": session.peer}
-            )
-            router.disconnect(session, f"protocol_error: {exc}", now)
+            self._protocol_error(session, exc, now)
             return
         except Exception:
             # A bug must cost one connection, never the broker.
@@ -251,8 +278,32 @@ class _ConnectionProtocol(asyncio.Protocol):
             return
         if router.doomed:
             router.reap(now)
-        if conn.partial or session.frame_since is not None:
-            self.idle.received(session, now, bool(payloads))
+
+    def _defer(self, session: Session, rest: list[bytes]) -> None:
+        self.later = rest
+        # The gateway's message links have no reading to pause: what they hand in meanwhile
+        # joins ``later`` in order.
+        pause = getattr(session.writer, "pause_reading", None)
+        if pause is not None:
+            pause()
+        self.idle.loop.call_soon(self._resume)
+
+    def _resume(self) -> None:
+        session, rest = self.session, self.later
+        self.later = None
+        if session is None or session.closed or rest is None:
+            return
+        self._route(session, rest, self.clock())
+        if self.later is None and not session.closed:
+            resume = getattr(session.writer, "resume_reading", None)
+            if resume is not None:
+                resume()
+
+    def _protocol_error(self, session: Session, exc: FramingError, now: float) -> None:
+        conn_log.warning(
+            "protocol error from %s: %s", session.peer, exc, extra={"peer": session.peer}
+        )
+        self.router.disconnect(session, f"protocol_error: {exc}", now)
 
     def eof_received(self) -> bool:
         return False  # close our side too: a half-closed client is a gone client

@@ -161,7 +161,7 @@ def _finite_seconds(
     metavar="N",
     type=click.IntRange(min=1),
     default=None,
-    help="Registrations plus subscriptions of one connection [default: 100000].",
+    help="Registrations plus subscriptions of one connection [default: 10000].",
 )
 @click.option(
     "--hello-timeout",
