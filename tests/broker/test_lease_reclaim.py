@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from roost.broker.config import parse_config
 from roost.broker.leases import install_leases
+from roost.broker.leases.config import LeaseConfigError, parse_lease_config
 from roost.broker.leases.types import Forget
 from roost.protocol.tokens import compare, overlaps
 from tests.broker.leaseharness import Harness
@@ -112,3 +114,11 @@ def test_forgotten_resource_nodes_leave_the_tree() -> None:
     assert leased == [
         f"/meta/leases/job{i}/{leaf}" for i in (4, 5) for leaf in ("events", "holder")
     ]
+
+
+def test_max_leases_is_a_lease_setting() -> None:
+    """``max_leases`` is read from the lease config (file or ``[leases]``) and checked."""
+    assert parse_lease_config({"max_leases": 5}).max_leases == 5
+    assert parse_config("[leases]\nmax_leases = 7\n").get("leases").max_leases == 7
+    with pytest.raises(LeaseConfigError, match="max_leases"):
+        parse_lease_config({"max_leases": 0})

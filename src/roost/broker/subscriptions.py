@@ -143,7 +143,7 @@ def subscribe(
     elif node.kind != kind:
         session.push(frames.err(rid, "path_already_exists"))
         return None
-    node.listeners[session] = None
+    node.add_listener(session)
     session.listen(node)
     return node
 

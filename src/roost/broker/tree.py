@@ -43,6 +43,10 @@ _PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)+")
 _LS_PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)*/[A-Za-z0-9_]*")
 
 
+#: Shared by every node until its first listener (most nodes never get one); never mutated:
+#: :meth:`Node.add_listener` gives a node a dict of its own.
+_NO_LISTENERS: dict[Any, None] = {}
+
 #: The connection type that owns and listens (the broker's ``Session``); the tree only keeps it.
 Owner = TypeVar("Owner", bound=Hashable)
 
@@ -92,8 +96,9 @@ class Node(Generic[Owner]):
         self.name = name
         self.owner: Owner | None = None
         self.internal = False
-        #: Listeners (events) or observers (states), in subscription order.
-        self.listeners: dict[Owner, None] = {}
+        #: Listeners (events) or observers (states), in subscription order; add them only
+        #: through :meth:`add_listener`.
+        self.listeners: dict[Owner, None] = _NO_LISTENERS
         self.value: bytes | None = None
         self.last_update = now
         self.path_head = path.encode("latin-1") + b"\0"
@@ -101,6 +106,12 @@ class Node(Generic[Owner]):
         self.note_head = (b"\x44" if kind == STATE else b"\x33") + self.path_head
         self.guard: Any = None
         self.watchers: tuple[Owner, ...] = ()
+
+    def add_listener(self, owner: Owner) -> None:
+        """Add ``owner`` to the listeners (a no-op if it is one already)."""
+        if self.listeners is _NO_LISTENERS:
+            self.listeners = {}
+        self.listeners[owner] = None
 
     def __repr__(self) -> str:
         return f"<Node {self.kind} {self.path}>"
