@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from roost.broker.leases.config import LeaseConfigError, parse_lease_config
-from roost.broker.storefile import parse_store_section
 from roost.broker.limits import parse_limits
+from roost.broker.storefile import parse_store_section
 from roost.errors import ConfigError
 
 __all__ = (
