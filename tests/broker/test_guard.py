@@ -156,3 +156,49 @@ def test_accept_backs_off_at_the_fd_limit(loop: str) -> None:
             first.close()
             for sock in extra:
                 sock.close()
+
+
+class _InProcess:
+    """The transport methods the broker uses, for a connection without a socket (as the
+    gateway's links are)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("gateway", 0) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+
+async def test_in_process_links_have_no_hello_or_idle_deadline(quick: BrokerThread) -> None:
+    """The gateway's own session says hello with timeout 0 and may be quiet for hours: the
+    hello deadline and ``max_idle`` apply to socket connections only."""
+    quiet, silent = _InProcess(), _InProcess()
+
+    def attach() -> None:
+        quick.broker.attach(quiet).data_received(b"G\x00\x04\x01\x01\x00\x00")  # hello, 0
+        quick.broker.attach(silent)  # no hello at all
+
+    quick.call(attach)
+    async with await connect(quick.port, timeout=0) as idle:
+        await idle.expect_closed(timeout=3)  # a socket connection past max_idle
+    async with await Wire.connect(quick.port) as no_hello:
+        await no_hello.expect_closed(timeout=3)  # and one past the hello deadline
+    assert not quiet.closed and not silent.closed

@@ -8,7 +8,9 @@ Rules of this module:
   timer re-checks a connection when its earliest deadline comes due (§12).
 - A connection's deadlines: its hello (``hello_timeout`` from the accept), its idle timeout
   (``timeout_s`` of its hello; ``max_idle`` when that was 0), and the frame it started
-  (``frame_timeout``). Each closes the connection with its own logged reason.
+  (``frame_timeout``). Each closes the connection with its own logged reason. The gateway's
+  in-process links have no socket of ours: the hello deadline and ``max_idle`` leave them alone
+  (the gateway's own session says hello with timeout 0 and must outlive quiet hours).
 - Accepting never raises and never spins: out of descriptors (EMFILE/ENFILE), accepting pauses
   for ``accept_backoff`` seconds and one line per minute says so, with the limit and the
   ``ulimit -n`` hint; at ``max_connections`` a new connection is closed at once. Both work the
@@ -113,11 +115,11 @@ class Deadlines:
         best: tuple[float, str] | None = None
         conn = session.conn
         if not conn.hello_done:
-            if self._hello > 0:
+            if self._hello > 0 and _on_socket(session):
                 best = (session.opened + self._hello, "hello_timeout")
         elif conn.timeout > 0:
             best = (session.last_received + conn.timeout, "timeout")
-        elif self._idle > 0:
+        elif self._idle > 0 and _on_socket(session):
             best = (session.last_received + self._idle, "idle_timeout")
         if session.frame_since is not None and self._frame > 0:
             frame = session.frame_since + self._frame
@@ -192,6 +194,13 @@ class Deadlines:
         if heap and heap[0][0] < self._when:
             self._when = heap[0][0]
             self._handle = self.loop.call_at(self._when, self._run)
+
+
+def _on_socket(session: Session) -> bool:
+    """True for a connection on a socket of the broker's own listener; the gateway's in-process
+    links (its own session, websockets) get no hello deadline or ``max_idle`` from here."""
+    writer = session.writer
+    return writer is None or writer.get_extra_info("socket") is not None
 
 
 def peer_gone(session: Session) -> bool:
