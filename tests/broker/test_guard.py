@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
+from roost.broker.guard import LogEvery
 from roost.broker.limits import Limits
 from roost.protocol import messages as m
 from tests.brokerproc import BrokerProcess
@@ -202,3 +203,16 @@ async def test_in_process_links_have_no_hello_or_idle_deadline(quick: BrokerThre
     async with await Wire.connect(quick.port) as no_hello:
         await no_hello.expect_closed(timeout=3)  # and one past the hello deadline
     assert not quiet.closed and not silent.closed
+
+
+def test_repeated_problems_are_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    """The first report of a burst is logged at once, the rest are counted into the next."""
+    every = LogEvery(3600.0)
+    with caplog.at_level("WARNING", logger="roost.broker"):
+        for i in range(5):
+            every("disk full %d", i)
+    assert [r.getMessage() for r in caplog.records] == ["disk full 0"]
+    every._last = float("-inf")  # the interval has passed
+    with caplog.at_level("WARNING", logger="roost.broker"):
+        every("disk full %d", 5)
+    assert caplog.records[-1].getMessage() == "disk full 5 (4 more since the last report)"

@@ -49,15 +49,22 @@ _SLACK: Final = 0.0005
 
 
 class LogEvery:
-    """Log a repeated warning at most once per ``interval`` seconds, counting the ones held
-    back (the first one of a burst is logged at once)."""
+    """Log a repeated problem at most once per ``interval`` seconds, counting the ones held
+    back (the first one of a burst is logged at once); to ``logger`` at ``level``."""
 
-    __slots__ = ("_held", "_interval", "_last")
+    __slots__ = ("_held", "_interval", "_last", "_level", "_logger")
 
-    def __init__(self, interval: float = 60.0) -> None:
+    def __init__(
+        self,
+        interval: float = 60.0,
+        logger: logging.Logger = log,
+        level: int = logging.WARNING,
+    ) -> None:
         self._interval = interval
         self._last = float("-inf")
         self._held = 0
+        self._logger = logger
+        self._level = level
 
     def __call__(self, msg: str, *args: Any, **extra: Any) -> None:
         now = time.monotonic()
@@ -67,7 +74,7 @@ class LogEvery:
         held, self._held = self._held, 0
         self._last = now
         suffix = f" ({held} more since the last report)" if held else ""
-        log.warning(msg + suffix, *args, extra=extra)
+        self._logger.log(self._level, msg + suffix, *args, extra=extra)
 
 
 class Deadlines:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from roost.broker import frames
+from roost.broker.guard import LogEvery
 from roost.broker.leases.config import LeaseConfig, load_lease_config
 from roost.broker.leases.store import LeaseState, open_state
 from roost.broker.leases.table import LeaseTable
@@ -109,6 +110,8 @@ class LeaseLayer:
         # idle connection cheap.
         self._joined: set[Session] = set()
         self._files: list[IO[str]] = [p.open("a", encoding="utf-8") for p in audit_files]
+        # A full disk fails every line: say so once a minute, not once per grant.
+        self._audit_failed = LogEvery(60.0, log, logging.ERROR)
         self._handlers: dict[int, Callable[[Session, int, dict[str, Any], float], None]] = {
             0x50: self._acquire,
             0x51: self._take,
@@ -211,7 +214,7 @@ class LeaseLayer:
                 f.write(line + "\n")
                 f.flush()
             except (OSError, ValueError) as exc:
-                log.error("cannot write audit line: %s", exc)
+                self._audit_failed("cannot write audit line: %s", exc)
 
     def _arm(self, now: float) -> None:
         due = self.table.next_deadline()
