@@ -177,3 +177,22 @@ def test_limits_reject_bad_values() -> None:
     with pytest.raises(ValueError, match="max_path_depth"):
         Limits(max_path_depth=0)
     assert Limits().replace(max_connections=5, max_idle=None).max_connections == 5
+
+
+@pytest.fixture
+def few_entries() -> Iterator[BrokerThread]:
+    """A broker where one connection's requests may create 10 tree entries."""
+    yield from _limited(Limits(max_entries_per_connection=10))
+
+
+async def test_tree_entries_per_connection(few_entries: BrokerThread) -> None:
+    """Deep paths cost one entry per new segment: a connection that created its share gets
+    ``too_many_registrations`` even with few registrations; another connection does not."""
+    async with await connect(few_entries.port) as c, await connect(few_entries.port) as other:
+        await c.register("event", "/a/b/c/d")  # 4 entries
+        await c.register("event", "/a/b/c/e")  # 1 more: the directories exist
+        await c.register("event", "/x/y/z")  # 3 more: 8
+        assert await c.request(m.EventListen(1, "/p/q/r")) == err(1, "too_many_registrations")
+        assert await c.request(m.EventListen(2, "/a/b/c/d")) == ok(2)  # an existing node
+        await c.register("event", "/f")  # 9
+        await other.register("event", "/p/q/r")

@@ -62,6 +62,9 @@ class Limits:
         max_tree_entries: nodes plus directories in the whole tree (``tree_full``).
         max_per_connection: registrations plus listens and observes of one connection
             (``too_many_registrations``).
+        max_entries_per_connection: tree entries (nodes and the directories their paths
+            need) one connection's registrations and subscriptions may create
+            (``too_many_registrations``); deep paths cost one per new segment.
         max_connections: open connections; one more is closed at accept (0: no limit).
         hello_timeout: seconds a new connection has to complete its hello (0: none).
         frame_timeout: seconds a started frame has to arrive whole (0: none).
@@ -74,6 +77,7 @@ class Limits:
     max_path_depth: int = 32
     max_tree_entries: int = 1_000_000
     max_per_connection: int = 10_000
+    max_entries_per_connection: int = 50_000
     max_connections: int = 10_000
     hello_timeout: float = 10.0
     frame_timeout: float = 30.0

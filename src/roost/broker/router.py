@@ -74,6 +74,7 @@ class Router:
         self.max_outbound = max_outbound
         self.limits = limits = limits if limits is not None else Limits()
         self.max_per_connection = limits.max_per_connection
+        self.max_entries_per_connection = limits.max_entries_per_connection
         self.tree: Tree[Session] = Tree(
             max_length=limits.max_path_length,
             max_depth=limits.max_path_depth,

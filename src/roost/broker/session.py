@@ -57,6 +57,7 @@ class Session:
         "close_reason",
         "closed",
         "conn",
+        "entries",
         "frame_since",
         "last_received",
         "listening",
@@ -93,6 +94,8 @@ class Session:
         self.opened = now
         #: When the frame still incomplete after the last chunk began (``None``: none is).
         self.frame_since: float | None = None
+        #: Tree entries (nodes and directories) this connection's requests created.
+        self.entries = 0
         self.max_outbound = max_outbound
         self._dirty = dirty
         self._wake = wake

@@ -7,7 +7,8 @@ Rules of this module:
 - Registering creates the node or adopts an ownerless event or state; subscribing creates an
   ownerless event or state when the path is free. Errors are replies, never exceptions.
 - One connection holds at most ``max_per_connection`` registrations and subscriptions
-  together (``too_many_registrations``); the tree checks path and size limits itself.
+  together, and its requests create at most ``max_entries_per_connection`` tree entries
+  (``too_many_registrations`` for both); the tree checks path and size limits itself.
 - Subtree listens and observes (protocol.md E12) start here too; which nodes they reach is
   :mod:`roost.broker.subtree`'s business. An observe's snapshot, its reply and its
   subscription are one synchronous step.
@@ -63,6 +64,21 @@ def _full(router: RouterView, session: Session, rid: int) -> bool:
     return True
 
 
+def _create(
+    router: RouterView, session: Session, rid: int, path: str, *, kind: str, now: float
+) -> Node[Session] | None:
+    """Create the node at a free, accepted ``path`` for ``session``, unless the entries it may
+    need would take the connection past ``max_entries_per_connection`` (then an error reply and
+    ``None``)."""
+    if session.entries + path.count("/") > router.max_entries_per_connection:
+        session.push(frames.err(rid, TOO_MANY_REGISTRATIONS))
+        return None
+    tree = router.tree
+    node = tree.create(path, kind, now)
+    session.entries += tree.created
+    return node
+
+
 def register(
     router: RouterView, session: Session, rid: int, path: str, now: float, *, kind: str
 ) -> None:
@@ -85,7 +101,9 @@ def register(
         if error is not None:
             session.push(frames.err(rid, error))
             return
-        node = tree.create(path, kind, now)
+        node = _create(router, session, rid, path, kind=kind, now=now)
+        if node is None:
+            return
     elif (
         node.owner is not None
         or node.internal
@@ -139,7 +157,9 @@ def subscribe(
         if error is not None:
             session.push(frames.err(rid, error))
             return None
-        node = tree.create(path, kind, now)
+        node = _create(router, session, rid, path, kind=kind, now=now)
+        if node is None:
+            return None
     elif node.kind != kind:
         session.push(frames.err(rid, "path_already_exists"))
         return None

@@ -144,7 +144,16 @@ class Dir(Generic[Owner]):
 class Tree(Generic[Owner]):
     """All nodes, by path and as a hierarchy of directories."""
 
-    __slots__ = ("entries", "max_depth", "max_entries", "max_length", "nodes", "on_create", "root")
+    __slots__ = (
+        "created",
+        "entries",
+        "max_depth",
+        "max_entries",
+        "max_length",
+        "nodes",
+        "on_create",
+        "root",
+    )
 
     def __init__(
         self, *, max_length: int = 1024, max_depth: int = 32, max_entries: int = 1_000_000
@@ -156,6 +165,8 @@ class Tree(Generic[Owner]):
         self.on_create: Callable[[Node[Owner]], None] | None = None
         #: Nodes plus directories (``/`` not counted).
         self.entries = 0
+        #: Entries the last :meth:`create` made (its node and the directories it needed).
+        self.created = 0
         self.max_length = max_length
         self.max_depth = max_depth
         self.max_entries = max_entries
@@ -226,20 +237,22 @@ class Tree(Generic[Owner]):
         """Create a node at a path :meth:`check_free` accepted, making directories on the way."""
         segments = path.split("/")[1:]
         current = self.root
+        made = 1
         for segment in segments[:-1]:
             child = current.children.get(segment)
             if child is None:
                 child = Dir[Owner](current, segment)
                 current.children[segment] = child
                 current.listed += entry_size(segment, "dir")
-                self.entries += 1
+                made += 1
             assert isinstance(child, Dir)
             current = child
         name = segments[-1]
         node = Node[Owner](path, kind, current, name, now)
         current.children[name] = node
         current.listed += entry_size(name, kind)
-        self.entries += 1
+        self.entries += made
+        self.created = made
         self.nodes[path] = node
         if self.on_create is not None:
             self.on_create(node)

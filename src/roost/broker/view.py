@@ -44,6 +44,8 @@ class RouterView(Protocol):
     subtrees: SubtreeIndex[Session]
     #: Registrations plus subscriptions one connection may hold (``[limits]``).
     max_per_connection: int
+    #: Tree entries one connection's requests may create (``[limits]``).
+    max_entries_per_connection: int
 
     @property
     def meta(self) -> MetaView:
