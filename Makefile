@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 11236
 
-.PHONY: run test test-browser lint bench format clean
+MINUTES ?= 10
+
+.PHONY: run test test-browser lint bench fuzz format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +40,10 @@ test-browser: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks
+
+# The broker fuzzer's long run (a bounded run is part of `make test`).
+fuzz: $(VENV)/.installed-test
+	MINUTES=$(MINUTES) $(BIN)/python -m benchmarks fuzz
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format src tests benchmarks

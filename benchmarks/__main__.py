@@ -26,6 +26,10 @@ SUITES: tuple[str, ...] = (
     "subtree",
     "store",
     "pools",
+    "amplification",
+    "stalls",
+    "soak",
+    "fuzz",
 )
 
 

@@ -33,10 +33,15 @@ class BrokerProcess:
     Args:
         extra: more command-line arguments for ``roost serve``.
         start_timeout: seconds to wait for the ``listening`` line.
+        nofile: the broker's open file limit (``RLIMIT_NOFILE`` soft limit), to reach it soon.
     """
 
-    def __init__(self, extra: Sequence[str] = (), start_timeout: float = 20.0) -> None:
+    def __init__(
+        self, extra: Sequence[str] = (), start_timeout: float = 20.0, nofile: int | None = None
+    ) -> None:
         self.extra = list(extra)
+        #: The broker's open file limit (``RLIMIT_NOFILE``), when given.
+        self.nofile = nofile
         self.start_timeout = start_timeout
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -54,6 +59,16 @@ class BrokerProcess:
             RuntimeError: it exited or did not log ``listening`` in time.
         """
         cmd = [sys.executable, "-m", "roost", "serve", "--port", str(port)]
+        if self.nofile is not None:
+            # Lowered in the child itself, before the broker starts.
+            lower = (
+                "import resource, runpy, sys; "
+                f"resource.setrlimit(resource.RLIMIT_NOFILE, ({self.nofile}, "
+                "resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
+                "sys.argv = ['roost', *sys.argv[1:]]; "
+                "runpy.run_module('roost', run_name='__main__')"
+            )
+            cmd[1:3] = ["-c", lower]
         cmd += ["--log-format", "json", *self.extra]
         if "--http-port" not in self.extra:
             cmd += ["--http-port", "0"]  # no gateway unless asked for: never 11237 in tests

@@ -32,6 +32,7 @@ class Harness:
         declared: list[Declared] | None = None,
         max_resources: int = 10_000,
         max_waits: int = 1000,
+        max_leases: int = 1000,
         epoch: int = EPOCH,
         roots: RootCounter | None = None,
     ) -> None:
@@ -40,6 +41,7 @@ class Harness:
             declared=declared or [],
             max_resources=max_resources,
             max_waits=max_waits,
+            max_leases=max_leases,
             roots=roots,
         )
         self.now = 0.0

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from roost.broker.leases import store
 from roost.broker.leases.store import BLOCK, STATE_FILE, StateDirError, open_state
 from roost.broker.leases.types import RootCounter
 
@@ -23,9 +26,11 @@ def test_restart_increases_epoch_and_roots(tmp_path: Path) -> None:
     """Case L18: each start has a larger epoch (even if the clock went back); roots keep rising."""
     first = open_state(tmp_path, wall_ns=10_000)
     used = [first.roots.take() for _ in range(BLOCK + 5)]
+    first.close()
     second = open_state(tmp_path, wall_ns=1)  # the wall clock stepped back
     assert second.epoch == 10_001
     assert second.roots.take() > max(used)
+    second.close()
     third = open_state(tmp_path, wall_ns=99_999)
     assert third.epoch == 99_999
 
@@ -76,3 +81,63 @@ def test_root_counter_without_store() -> None:
     bounded = RootCounter(1, ceiling=3, reserve=calls.append, block=10)
     assert [bounded.take() for _ in range(4)] == [1, 2, 3, 4]
     assert calls == [13]
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        (b'{"epoch": 18446744073709551616, "ceiling": 5}', "epoch"),
+        (b'{"epoch": 1, "ceiling": 9223372036854775807}', "ceiling"),
+        (b'{"epoch": 1, "ceiling": 1.5}', "ceiling"),
+    ],
+)
+def test_numbers_out_of_range_stop_start(tmp_path: Path, content: bytes, field: str) -> None:
+    """Numbers too large for a token stop start-up, naming the file and the field (before,
+    2**64 passed the check and every grant then failed with OverflowError)."""
+    (tmp_path / STATE_FILE).write_bytes(content)
+    with pytest.raises(StateDirError) as caught:
+        open_state(tmp_path, wall_ns=1)
+    assert str(tmp_path / STATE_FILE) in str(caught.value)
+    assert field in str(caught.value)
+
+
+def test_second_broker_on_a_directory_is_refused(tmp_path: Path) -> None:
+    """The directory is locked for the run: a second opener is refused with the holder's pid;
+    after the first closes, it opens."""
+    first = open_state(tmp_path, wall_ns=1)
+    with pytest.raises(StateDirError, match=rf"in use by another broker \(pid {os.getpid()};"):
+        open_state(tmp_path, wall_ns=1)
+    first.close()
+    second = open_state(tmp_path, wall_ns=1)
+    assert second.epoch == 2
+    second.close()
+
+
+def _degraded(state: store.LeaseState) -> str | None:
+    return state.degraded
+
+
+def test_write_failures_degrade_instead_of_raising(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing write never stops a grant: roots go on rising from memory, the state says
+    why it is degraded (once), and the next block that writes again clears it."""
+    state = open_state(tmp_path, wall_ns=1)
+    reports: list[str | None] = []
+    state.on_degraded = reports.append
+
+    def full(directory: Path, name: str, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "_write_atomic", full)
+    roots = [state.roots.take() for _ in range(3 * BLOCK)]
+    assert roots == sorted(set(roots))
+    assert state.degraded is not None and "No space left" in state.degraded
+    assert len(reports) == 1
+    monkeypatch.undo()
+    roots += [state.roots.take() for _ in range(BLOCK)]  # crosses one block boundary
+    assert roots == sorted(set(roots))
+    assert reports[-1] is None
+    assert _degraded(state) is None
+    assert json.loads((tmp_path / STATE_FILE).read_text())["ceiling"] > max(roots)
+    state.close()

@@ -26,6 +26,7 @@ from typing import Any, Final
 from roost.broker.leases.config import LeaseConfigError, parse_lease_config
 from roost.broker.leases.lockroutes import parse_locks_section
 from roost.broker.leases.poolroutes import parse_pools_section
+from roost.broker.limits import parse_limits
 from roost.broker.storefile import parse_store_section
 from roost.errors import ConfigError
 
@@ -150,7 +151,7 @@ class Where:
 
 
 def _parse_leases(value: object, where: Where) -> Any:
-    table = where.table(value, ("ttl_max", "max_resources", "max_waits", "resource"))
+    table = where.table(value, ("ttl_max", "max_resources", "max_waits", "max_leases", "resource"))
     try:
         return parse_lease_config(table, where.path)
     except LeaseConfigError as exc:
@@ -181,6 +182,7 @@ SECTIONS: dict[str, Callable[[object, Where], Any]] = {
     "store": parse_store_section,
     "locks": parse_locks_section,
     "pools": parse_pools_section,
+    "limits": parse_limits,
 }
 
 

@@ -16,12 +16,12 @@ from typing import Any, Final
 from roost._version import __version__
 from roost.broker import frames
 from roost.broker.session import Session
-from roost.broker.tree import ACTION, STATE, Dir, Node, valid_ls_path
+from roost.broker.tree import ACTION, STATE, Dir, Node, entry_size, valid_ls_path
 from roost.broker.view import RouterView
 from roost.protocol import messages as m
 from roost.protocol.values import Value, pack
 
-__all__ = ("CLIENTS_INTERVAL", "EXTENSIONS", "Meta", "broker_info")
+__all__ = ("CLIENTS_INTERVAL", "EXTENSIONS", "Meta", "broker_info", "ls_size")
 
 #: What ``/meta/broker`` announces (protocol.md E1): leases, subtree subscriptions, durable
 #: locks and resource pools, each in version 1.
@@ -30,6 +30,18 @@ EXTENSIONS: Final = {"lease": 1, "subtree": 1, "locks": 1, "pools": 1}
 CLIENTS_INTERVAL: Final = 0.1
 #: The largest encoded /meta/clients value (an observe_t reply adds 7 bytes of header).
 _CLIENTS_BUDGET: Final = frames.MAX_PAYLOAD - 7 - 64
+
+
+def ls_size(found: Dir[Any], hidden: int = 0) -> int:
+    """The size ``/meta/ls`` of ``found`` is held to: 3 plus its encoded ``["dir", entries]``
+    (the reply payload's type byte and id), the same bound the listing would be checked against.
+
+    ``hidden`` children (at most /meta/clients, a state) are left out.
+    """
+    count = len(found.children) - hidden
+    listed = found.listed - hidden * entry_size("clients", STATE)
+    head = 1 if count < 16 else 3 if count < 0x10000 else 5
+    return 3 + 1 + 4 + head + listed
 
 
 def broker_info() -> dict[str, Any]:
@@ -57,6 +69,7 @@ class Meta:
         self._stale = True
         self._scheduled = False
         self._published = float("-inf")
+        self._degraded: dict[str, str] = {}
 
     # -- /meta/ls ------------------------------------------------------------------------------
 
@@ -79,18 +92,35 @@ class Meta:
         if isinstance(found, Node):
             session.push(frames.reply(0x05, msg.id, pack(found.kind)))
             return
+        if ls_size(found, self._hidden(found)) > frames.MAX_PAYLOAD:
+            # Known from the directory's running size: no listing is built to find it out.
+            session.push(frames.err(msg.id, "value_too_large"))
+            return
         entries = [
             [name, "dir" if isinstance(child, Dir) else child.kind]
             for name, child in sorted(found.children.items())
             if child is not self.clients_node or self._clients_listed
         ]
-        raw = pack(["dir", entries])
-        if 3 + len(raw) > frames.MAX_PAYLOAD:
-            session.push(frames.err(msg.id, "value_too_large"))
-            return
-        session.push(frames.reply(0x05, msg.id, raw))
+        session.push(frames.reply(0x05, msg.id, pack(["dir", entries])))
+
+    def _hidden(self, found: Dir[Session]) -> int:
+        """How many children of ``found`` the listing leaves out (/meta/clients until read)."""
+        clients = self.clients_node
+        return int(clients.parent is found and not self._clients_listed)
 
     # -- /meta/broker and /meta/clients --------------------------------------------------------
+
+    def set_degraded(self, part: str, problem: str | None, now: float) -> None:
+        """Report (or clear, with ``None``) a problem of one part of the broker in
+        ``/meta/broker``: its value gains ``degraded: {part: problem}`` while any remains."""
+        if problem is None:
+            self._degraded.pop(part, None)
+        else:
+            self._degraded[part] = problem
+        value = broker_info()
+        if self._degraded:
+            value["degraded"] = dict(self._degraded)
+        self.router.publish_state(self.broker_node.path, Value.of(value), now)
 
     def set_error(self, node: Node[Session]) -> str:
         """The error a client's ``set`` of a broker-owned state gets."""

@@ -31,6 +31,7 @@ from typing import Any
 
 from roost.broker import frames, meta, states, subscriptions
 from roost.broker.hooks import ServerHooks
+from roost.broker.limits import Limits
 from roost.broker.session import Session
 from roost.broker.stats import Stats
 from roost.broker.subtree import SubtreeIndex
@@ -63,12 +64,22 @@ class Router:
         hooks: the I/O layer's callbacks.
         now: monotonic time at start (``/meta/broker``'s observe_t counts from it).
         max_outbound: default bound on each session's unsent output (protocol.md §14).
+        limits: path, tree and per-connection limits (docs/reference/limits.md).
     """
 
-    def __init__(self, hooks: ServerHooks, now: float, *, max_outbound: int) -> None:
+    def __init__(
+        self, hooks: ServerHooks, now: float, *, max_outbound: int, limits: Limits | None = None
+    ) -> None:
         self.hooks = hooks
         self.max_outbound = max_outbound
-        self.tree: Tree[Session] = Tree()
+        self.limits = limits = limits if limits is not None else Limits()
+        self.max_per_connection = limits.max_per_connection
+        self.max_entries_per_connection = limits.max_entries_per_connection
+        self.tree: Tree[Session] = Tree(
+            max_length=limits.max_path_length,
+            max_depth=limits.max_path_depth,
+            max_entries=limits.max_tree_entries,
+        )
         #: Running figures (counted where the work already happens; see roost.broker.stats).
         self.stats = Stats()
         #: Subtree listens and observes; the watchers of every node.

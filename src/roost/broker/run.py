@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from roost.broker.gateway import DEFAULT_HTTP_PORT
+from roost.broker.limits import Limits
 from roost.broker.server import DEFAULT_MAX_OUTBOUND, DEFAULT_PORT, Broker
 from roost.broker.storefile import StoreSettings
 
@@ -168,6 +169,7 @@ def serve(
     loop: str = "auto",
     http_port: int | None = DEFAULT_HTTP_PORT,
     store: StoreSettings | None = None,
+    limits: Limits | None = None,
     **options: Any,
 ) -> None:
     """Run a broker in the foreground until SIGINT or SIGTERM, then close every connection and
@@ -183,6 +185,7 @@ def serve(
             ``/ws`` API, ``/metrics``); 0 picks a free one; ``None`` runs no gateway.
         store: stored values (:class:`~roost.broker.storefile.StoreSettings`), kept in
             ``state_dir``.
+        limits: resource limits and deadlines (docs/reference/limits.md).
         **options: lease settings (``state_dir``, ``audit_file``, ``lease_config``,
             ``resources``, ``ttl_max``, ``max_resources``, ``max_waits``; see :class:`Broker`).
 
@@ -201,6 +204,7 @@ def serve(
         store=store,
         locks=options.pop("locks", None),
         pools=options.pop("pools", None),
+        limits=limits,
         **options,
     )
     with asyncio.Runner(loop_factory=factory) as runner:

@@ -6,10 +6,13 @@ Rules of this module:
   sans-IO ``Connection`` and hands each message to the synchronous router, in order. When a
   complete frame breaks the protocol, the frames before it in the same chunk are routed, then
   the connection closes; a bad sync byte or zero length fails the whole chunk.
+- One connection cannot hold the loop: past ``CHUNK_BUDGET`` (checked every 16 messages) the
+  rest of its chunk is routed in a later iteration, its reading paused meanwhile.
 - Output is flushed once per event-loop iteration: the first frame queued in an iteration
   schedules a single ``call_soon``; the flush writes each dirty session's outbox in one write.
-- Idle timeouts (§12) cost nothing per chunk: each chunk only records the time; one heap of
-  deadlines on a single event-loop timer re-checks a connection when its deadline comes due.
+- Deadlines (hello, idle §12, unfinished frame) cost nothing per message: each chunk only
+  records its time; one heap of deadlines on a single event-loop timer re-checks a connection
+  when its deadline comes due (:mod:`roost.broker.guard`, with the accept loop and its limits).
 - One clock: every ``now`` handed to the router is the event loop's ``loop.time()``, the clock
   its timers run on (uvloop's is a cached millisecond clock, not ``time.monotonic()``).
 - A connection that breaks the protocol is closed with its reason logged; nothing a client
@@ -20,9 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -33,8 +34,10 @@ import anyio
 import anyio.abc
 
 from roost.broker.gateway import Gateway
+from roost.broker.guard import Acceptor, Deadlines, bind_sockets, peer_gone
 from roost.broker.leases import install_leases
 from roost.broker.leases.extras import Extras, LockSettings, PoolSettings, install_extras
+from roost.broker.limits import Limits
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.broker.store import Store, install_store
@@ -47,6 +50,10 @@ __all__ = ("DEFAULT_MAX_OUTBOUND", "DEFAULT_PORT", "Broker")
 
 DEFAULT_PORT: Final = 11236
 DEFAULT_MAX_OUTBOUND: Final = 8 * 1024 * 1024
+#: Seconds one connection's chunk may hold the loop; the rest of it waits an iteration.
+CHUNK_BUDGET: Final = 0.002
+#: Messages routed between two looks at the clock.
+SLICE: Final = 16
 #: Options accepted now and wired by the lease layer.
 _LEASE_OPTIONS: Final = frozenset(
     (
@@ -71,83 +78,6 @@ def _peer_name(address: Any) -> str:
     return str(address)
 
 
-class _IdleTimers:
-    """Idle timeouts (§12) for every connection, on one event-loop timer.
-
-    Each connection with a timeout has one entry ``(deadline, seq, session)`` in a heap, where
-    ``session.timer`` holds the deadline of its current entry. Received bytes only update
-    ``session.last_received``; when an entry comes due, the connection is closed if it really
-    was silent for its timeout, and otherwise re-entered at its real deadline. Entries of
-    closed or re-armed connections are stale and skipped; the heap is compacted when most of
-    it is stale, so closed sessions are not kept alive.
-    """
-
-    __slots__ = ("_expire", "_handle", "_heap", "_loop", "_seq", "_stale", "_when")
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, expire: Callable[[Session, float], None]
-    ) -> None:
-        self._loop = loop
-        self._expire = expire
-        self._heap: list[tuple[float, int, Session]] = []
-        self._seq = 0
-        self._stale = 0
-        self._handle: asyncio.TimerHandle | None = None
-        self._when = float("inf")
-
-    def arm(self, session: Session) -> None:
-        """(Re)start the session's timer from its last received bytes, or stop it (timeout 0)."""
-        self.disarm(session)
-        timeout = session.conn.timeout
-        if timeout > 0 and not session.closed:
-            self._push(session, session.last_received + timeout)
-
-    def disarm(self, session: Session) -> None:
-        """Stop the session's timer (its heap entry becomes stale)."""
-        if session.timer is not None:
-            session.timer = None
-            self._stale += 1
-            heap = self._heap
-            if self._stale > 64 and self._stale * 2 > len(heap):
-                heap[:] = [entry for entry in heap if entry[2].timer == entry[0]]
-                heapq.heapify(heap)
-                self._stale = 0
-
-    def _push(self, session: Session, deadline: float) -> None:
-        session.timer = deadline
-        self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, session))
-        if deadline < self._when:
-            if self._handle is not None:
-                self._handle.cancel()
-            self._when = deadline
-            self._handle = self._loop.call_at(deadline, self._run)
-
-    def _run(self) -> None:
-        self._handle = None
-        self._when = float("inf")
-        heap = self._heap
-        now = self._loop.time()
-        # A hair of slack: the loop may wake a clock tick before the deadline.
-        while heap and heap[0][0] <= now + 0.0005:
-            deadline, _, session = heapq.heappop(heap)
-            if session.timer != deadline:
-                self._stale = max(0, self._stale - 1)
-                continue
-            session.timer = None
-            timeout = session.conn.timeout
-            if session.closed or timeout <= 0:
-                continue
-            real = session.last_received + timeout
-            if real <= now + 0.0005:
-                self._expire(session, now)
-            else:
-                self._push(session, real)
-        if heap and heap[0][0] < self._when:
-            self._when = heap[0][0]
-            self._handle = self._loop.call_at(self._when, self._run)
-
-
 class _Hooks:
     """The router's view of the server (flush scheduling, closing, timers)."""
 
@@ -157,9 +87,10 @@ class _Hooks:
         self.broker = broker
         self.loop = loop
         self._flush_scheduled = False
-        self.idle = _IdleTimers(
-            loop, lambda session, now: broker.router.disconnect(session, "timeout", now)
-        )
+        self.idle = Deadlines(loop, self._expire, broker.limits)
+
+    def _expire(self, session: Session, reason: str, now: float) -> None:
+        self.broker.router.disconnect(session, reason, now)
 
     def wake(self) -> None:
         if not self._flush_scheduled:
@@ -218,20 +149,7 @@ class _Hooks:
         self.idle.arm(session)
 
     def peer_gone(self, session: Session) -> bool:
-        transport = session.writer
-        if transport is None or transport.is_closing():
-            return True
-        sock = transport.get_extra_info("socket")
-        if sock is None:
-            return False
-        try:
-            # A duplicate descriptor: asyncio's socket wrapper refuses direct reads.
-            with socket.socket(fileno=os.dup(sock.fileno())) as dup:
-                return dup.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
+        return peer_gone(session)
 
     def call_later(self, delay: float, callback: Callable[[float], None]) -> None:
         loop = self.loop
@@ -273,10 +191,13 @@ def _client_repr(session: Session) -> str:
 class _ConnectionProtocol(asyncio.Protocol):
     """One client connection: bytes in, router calls, nothing else."""
 
-    __slots__ = ("clock", "router", "session")
+    __slots__ = ("clock", "idle", "later", "router", "session")
 
-    def __init__(self, broker: Broker, clock: Callable[[], float]) -> None:
+    def __init__(self, broker: Broker, clock: Callable[[], float], idle: Deadlines) -> None:
         self.router = broker.router
+        self.idle = idle
+        #: Payloads still to route after a chunk ran over its time budget (reading paused).
+        self.later: list[bytes] | None = None
         #: The loop's ``time``: the clock the idle timers compare against.
         self.clock = clock
         self.session: Session | None = None
@@ -297,6 +218,7 @@ class _ConnectionProtocol(asyncio.Protocol):
         session = self.router.open_session(peer, time.time(), self.clock())
         session.writer = transport
         self.session = session
+        self.idle.arm(session)  # the hello deadline
         conn_log.info("connection opened: peer=%s", peer, extra={"peer": peer})
 
     def data_received(self, data: bytes) -> None:
@@ -305,39 +227,62 @@ class _ConnectionProtocol(asyncio.Protocol):
             return
         now = self.clock()
         session.last_received = now
+        conn = session.conn
+        self.router.stats.bytes_in += len(data)
+        try:
+            payloads = conn.receive_frames(data)
+        except FramingError as exc:
+            self._protocol_error(session, exc, now)
+            return
+        session.received += len(payloads)
+        if self.later is not None:
+            self.later += payloads  # reading is paused: a chunk already read joins the queue
+        elif payloads:
+            self._route(session, payloads, now)
+        if conn.partial or session.frame_since is not None:
+            self.idle.received(session, now, bool(payloads))
+
+    def _route(self, session: Session, payloads: list[bytes], now: float) -> None:
+        """Hand ``payloads`` to the router in order. Past :data:`CHUNK_BUDGET` seconds (looked
+        at every 16 messages), the rest waits for the next loop iteration with reading paused,
+        so one client's heavy chunk never holds the loop for long."""
         router = self.router
         conn = session.conn
         raw_handlers = router.raw_handlers
         handle = router.handle
         reply_raw = router.reply_raw
-        stats = router.stats
-        stats.bytes_in += len(data)
-        received = stats.received
+        received = router.stats.received
+        total = len(payloads)
+        # Slices of SLICE messages: the budget is looked at between slices, never per message.
+        start, stop = 0, SLICE
+        until = time.monotonic() + CHUNK_BUDGET if total > SLICE else 0.0
         try:
-            payloads = conn.receive_frames(data)
-            session.received += len(payloads)
-            for payload in payloads:
-                # The busiest requests and owners' replies skip the message objects; a bad one
-                # takes the full path, which reports its error.
-                code = payload[0]
-                received[code] += 1
-                handler = raw_handlers.get(code) if conn.hello_done else None
-                if handler is not None and (parts := split_request(payload)) is not None:
-                    rid, path, raw = parts
-                    handler(session, rid, path, raw, now)
-                elif code <= 0x06 and (reply := conn.take_reply(payload)) is not None:
-                    reply_raw(session, code, reply[0], reply[1])
-                else:
-                    msg = conn.receive_payload(payload)
-                    if msg is not None:
-                        handle(session, msg, now)
-                if not session.accepting:  # closed, or over its bound and about to be
+            while True:
+                for payload in payloads if total <= SLICE else payloads[start:stop]:
+                    # The busiest requests and owners' replies skip the message objects; a bad
+                    # one takes the full path, which reports its error.
+                    code = payload[0]
+                    received[code] += 1
+                    handler = raw_handlers.get(code) if conn.hello_done else None
+                    if handler is not None and (parts := split_request(payload)) is not None:
+                        rid, path, raw = parts
+                        handler(session, rid, path, raw, now)
+                    elif code <= 0x06 and (reply := conn.take_reply(payload)) is not None:
+                        reply_raw(session, code, reply[0], reply[1])
+                    else:
+                        msg = conn.receive_payload(payload)
+                        if msg is not None:
+                            handle(session, msg, now)
+                    if not session.accepting:  # closed, or over its bound and about to be
+                        break
+                if stop >= total or not session.accepting:
+                    break
+                start, stop = stop, stop + SLICE
+                if time.monotonic() > until:
+                    self._defer(session, payloads[start:])
                     break
         except FramingError as exc:
-            conn_log.warning(
-                "protocol error from %s: %s", session.peer, exc, extra={"peer": session.peer}
-            )
-            router.disconnect(session, f"protocol_error: {exc}", now)
+            self._protocol_error(session, exc, now)
             return
         except Exception:
             # A bug must cost one connection, never the broker.
@@ -346,6 +291,32 @@ class _ConnectionProtocol(asyncio.Protocol):
             return
         if router.doomed:
             router.reap(now)
+
+    def _defer(self, session: Session, rest: list[bytes]) -> None:
+        self.later = rest
+        # The gateway's message links have no reading to pause: what they hand in meanwhile
+        # joins ``later`` in order.
+        pause = getattr(session.writer, "pause_reading", None)
+        if pause is not None:
+            pause()
+        self.idle.loop.call_soon(self._resume)
+
+    def _resume(self) -> None:
+        session, rest = self.session, self.later
+        self.later = None
+        if session is None or session.closed or rest is None:
+            return
+        self._route(session, rest, self.clock())
+        if self.later is None and not session.closed:
+            resume = getattr(session.writer, "resume_reading", None)
+            if resume is not None:
+                resume()
+
+    def _protocol_error(self, session: Session, exc: FramingError, now: float) -> None:
+        conn_log.warning(
+            "protocol error from %s: %s", session.peer, exc, extra={"peer": session.peer}
+        )
+        self.router.disconnect(session, f"protocol_error: {exc}", now)
 
     def eof_received(self) -> bool:
         return False  # close our side too: a half-closed client is a gone client
@@ -375,6 +346,7 @@ class Broker:
         store: stored values (the ``[store]`` section); they live in ``state_dir``.
         locks: the ``[locks]`` settings (emergency key) of durable keyed locks.
         pools: the ``[pools]`` settings (inventory) of resource pools.
+        limits: path, tree, connection and deadline limits (docs/reference/limits.md).
         **options: lease settings: ``state_dir``, ``audit_file``, ``lease_config`` (a TOML
             file or a ``LeaseConfig``), ``resources``, ``ttl_max``, ``max_resources`` and
             ``max_waits`` (these four override the file); checked at :meth:`start`.
@@ -393,6 +365,7 @@ class Broker:
         store: StoreSettings | None = None,
         locks: LockSettings | None = None,
         pools: PoolSettings | None = None,
+        limits: Limits | None = None,
         **options: Any,
     ) -> None:
         unknown = set(options) - _LEASE_OPTIONS
@@ -403,6 +376,7 @@ class Broker:
         self.host = host
         self._port = port
         self.max_outbound = max_outbound
+        self.limits = limits if limits is not None else Limits()
         self.options = options
         self.http_port = http_port
         #: The HTTP and websocket gateway while it runs (``http_port`` given).
@@ -414,7 +388,7 @@ class Broker:
         self.pools = pools
         self.extras: Extras | None = None
         self._key_worker: ThreadPoolExecutor | None = None
-        self._server: asyncio.Server | None = None
+        self._server: list[Acceptor] | None = None
         self._hooks: _Hooks | None = None
         self._router: Router | None = None
 
@@ -434,9 +408,14 @@ class Broker:
     @property
     def port(self) -> int:
         """The bound port (the requested one before start)."""
-        if self._server is not None and self._server.sockets:
-            return int(self._server.sockets[0].getsockname()[1])
+        if self._server:
+            return int(self._server[0].sock.getsockname()[1])
         return self._port
+
+    @property
+    def acceptors(self) -> list[Acceptor]:
+        """The accept loops (one per bound address; empty before start)."""
+        return list(self._server or ())
 
     @property
     def address(self) -> str:
@@ -452,8 +431,10 @@ class Broker:
         if self._server is not None:
             raise RuntimeError("the broker is already started")
         loop = asyncio.get_running_loop()
-        self._hooks = _Hooks(self, loop)
-        self._router = Router(self._hooks, loop.time(), max_outbound=self.max_outbound)
+        self._hooks = hooks = _Hooks(self, loop)
+        self._router = router = Router(
+            hooks, loop.time(), max_outbound=self.max_outbound, limits=self.limits
+        )
         if self.store_settings is not None:
             # Before the lease layer opens its files: a store that cannot load stops start-up
             # with nothing to clean up.
@@ -474,9 +455,20 @@ class Broker:
         self.extras = install_extras(
             layer, self.options.get("state_dir"), self.locks, self.pools, loop.time()
         )
-        self._server = await loop.create_server(
-            lambda: _ConnectionProtocol(self, loop.time), self.host, self._port, reuse_address=True
-        )
+        sockets = await bind_sockets(self.host, self._port)
+        sessions = router.sessions
+        self._server = [
+            Acceptor(
+                loop,
+                sock,
+                lambda: _ConnectionProtocol(self, loop.time, hooks.idle),
+                sessions.__len__,
+                self.limits,
+            )
+            for sock in sockets
+        ]
+        for acceptor in self._server:
+            acceptor.start()
         log.info(
             "listening on %s:%d",
             self.host,
@@ -501,7 +493,7 @@ class Broker:
         """
         if self._hooks is None:
             raise RuntimeError("the broker is not started")
-        protocol = _ConnectionProtocol(self, self._hooks.loop.time)
+        protocol = _ConnectionProtocol(self, self._hooks.loop.time, self._hooks.idle)
         protocol.connection_made(transport)
         return protocol
 
@@ -511,7 +503,8 @@ class Broker:
         if server is None:
             return
         self._server = None
-        server.close()
+        for acceptor in server:
+            acceptor.close()
         if self._router is not None and self._hooks is not None:
             self._router.prepare_stop(self._hooks.loop.time())
             self._hooks.flush()
@@ -522,7 +515,7 @@ class Broker:
         worker, self._key_worker = self._key_worker, None
         if worker is not None:
             worker.shutdown(wait=False, cancel_futures=True)
-        await server.wait_closed()
+        await asyncio.sleep(0)  # let the transports' close callbacks run
 
     async def serve_forever(
         self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED

@@ -57,9 +57,12 @@ class Session:
         "close_reason",
         "closed",
         "conn",
+        "entries",
+        "frame_since",
         "last_received",
         "listening",
         "max_outbound",
+        "opened",
         "opted_in",
         "out_size",
         "outbox",
@@ -87,6 +90,12 @@ class Session:
         self.peer = peer
         self.since = since
         self.last_received = now
+        #: Monotonic time of the connection (its hello deadline counts from it).
+        self.opened = now
+        #: When the frame still incomplete after the last chunk began (``None``: none is).
+        self.frame_since: float | None = None
+        #: Tree entries (nodes and directories) this connection's requests created.
+        self.entries = 0
         self.max_outbound = max_outbound
         self._dirty = dirty
         self._wake = wake

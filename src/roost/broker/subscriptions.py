@@ -6,6 +6,9 @@ Rules of this module:
   the router's dispatch table binds them, so they run inside its ``handle`` and never await.
 - Registering creates the node or adopts an ownerless event or state; subscribing creates an
   ownerless event or state when the path is free. Errors are replies, never exceptions.
+- One connection holds at most ``max_per_connection`` registrations and subscriptions
+  together, and its requests create at most ``max_entries_per_connection`` tree entries
+  (``too_many_registrations`` for both); the tree checks path and size limits itself.
 - Subtree listens and observes (protocol.md E12) start here too; which nodes they reach is
   :mod:`roost.broker.subtree`'s business. An observe's snapshot, its reply and its
   subscription are one synchronous step.
@@ -20,6 +23,7 @@ from functools import partial
 from typing import Any, Final
 
 from roost.broker import frames
+from roost.broker.limits import TOO_MANY_REGISTRATIONS
 from roost.broker.session import Session
 from roost.broker.subtree import PatternError, Sub, parse_pattern
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node
@@ -55,11 +59,37 @@ def reserved(path: str) -> bool:
     )
 
 
+def _full(router: RouterView, session: Session, rid: int) -> bool:
+    """True (after the error reply) if ``session`` holds all the registrations and
+    subscriptions one connection may (``max_per_connection``)."""
+    if len(session.owned) + len(session.listening) < router.max_per_connection:
+        return False
+    session.push(frames.err(rid, TOO_MANY_REGISTRATIONS))
+    return True
+
+
+def _create(
+    router: RouterView, session: Session, rid: int, path: str, *, kind: str, now: float
+) -> Node[Session] | None:
+    """Create the node at a free, accepted ``path`` for ``session``, unless the entries it may
+    need would take the connection past ``max_entries_per_connection`` (then an error reply and
+    ``None``)."""
+    if session.entries + path.count("/") > router.max_entries_per_connection:
+        session.push(frames.err(rid, TOO_MANY_REGISTRATIONS))
+        return None
+    tree = router.tree
+    node = tree.create(path, kind, now)
+    session.entries += tree.created
+    return node
+
+
 def register(
     router: RouterView, session: Session, rid: int, path: str, now: float, *, kind: str
 ) -> None:
     """Make ``session`` the owner of a new ``kind`` node at ``path`` (or of the ownerless event
     or state there) and reply ok; otherwise an error reply and nothing changes."""
+    if _full(router, session, rid):
+        return
     tree = router.tree
     node = tree.nodes.get(path)
     owner = None if node is None else node.owner
@@ -75,7 +105,9 @@ def register(
         if error is not None:
             session.push(frames.err(rid, error))
             return
-        node = tree.create(path, kind, now)
+        node = _create(router, session, rid, path, kind=kind, now=now)
+        if node is None:
+            return
     elif (
         node.owner is not None
         or node.internal
@@ -120,6 +152,8 @@ def subscribe(
     /meta/leases path), with nothing subscribed. Subscribing twice is harmless."""
     tree = router.tree
     node = tree.nodes.get(path)
+    if (node is None or session not in node.listeners) and _full(router, session, rid):
+        return None
     if node is None:
         error = tree.check_free(path)
         if error is None and not subscribable(path, kind):
@@ -127,11 +161,13 @@ def subscribe(
         if error is not None:
             session.push(frames.err(rid, error))
             return None
-        node = tree.create(path, kind, now)
+        node = _create(router, session, rid, path, kind=kind, now=now)
+        if node is None:
+            return None
     elif node.kind != kind:
         session.push(frames.err(rid, "path_already_exists"))
         return None
-    node.listeners[session] = None
+    node.add_listener(session)
     session.listen(node)
     return node
 

@@ -7,6 +7,10 @@ Rules of this module:
   something and vanish (recursively) when emptied. ``/`` always exists.
 - Lookups of existing nodes are one dict access; only misses walk the directories and validate.
 - Errors are returned as the wire error strings, never raised: the router sends them as replies.
+- Bounded: a new path longer or deeper than the tree's limits is ``invalid_path``; one that
+  would take the tree past ``max_entries`` (nodes plus directories) is ``tree_full``.
+- Each directory keeps the encoded size of its ``/meta/ls`` listing up to date (``listed``), so
+  an over-large listing is refused without building it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ __all__ = (
     "Dir",
     "Node",
     "Tree",
+    "entry_size",
     "valid_ls_path",
     "valid_path",
 )
@@ -37,6 +42,10 @@ KINDS: Final = (ACTION, PROP, EVENT, STATE)
 _PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)+")
 _LS_PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)*/[A-Za-z0-9_]*")
 
+
+#: Shared by every node until its first listener (most nodes never get one); never mutated:
+#: :meth:`Node.add_listener` gives a node a dict of its own.
+_NO_LISTENERS: dict[Any, None] = {}
 
 #: The connection type that owns and listens (the broker's ``Session``); the tree only keeps it.
 Owner = TypeVar("Owner", bound=Hashable)
@@ -87,8 +96,9 @@ class Node(Generic[Owner]):
         self.name = name
         self.owner: Owner | None = None
         self.internal = False
-        #: Listeners (events) or observers (states), in subscription order.
-        self.listeners: dict[Owner, None] = {}
+        #: Listeners (events) or observers (states), in subscription order; add them only
+        #: through :meth:`add_listener`.
+        self.listeners: dict[Owner, None] = _NO_LISTENERS
         self.value: bytes | None = None
         self.last_update = now
         self.path_head = path.encode("latin-1") + b"\0"
@@ -97,32 +107,69 @@ class Node(Generic[Owner]):
         self.guard: Any = None
         self.watchers: tuple[Owner, ...] = ()
 
+    def add_listener(self, owner: Owner) -> None:
+        """Add ``owner`` to the listeners (a no-op if it is one already)."""
+        if self.listeners is _NO_LISTENERS:
+            self.listeners = {}
+        self.listeners[owner] = None
+
     def __repr__(self) -> str:
         return f"<Node {self.kind} {self.path}>"
 
 
-class Dir(Generic[Owner]):
-    """An implicit directory: children by segment name."""
+def _str_size(text: str) -> int:
+    """Bytes of ``text`` (ASCII) as a msgpack str."""
+    n = len(text)
+    return n + (1 if n < 32 else 2 if n < 256 else 3 if n < 0x10000 else 5)
 
-    __slots__ = ("children", "name", "parent")
+
+def entry_size(name: str, kind: str) -> int:
+    """Bytes of one ``/meta/ls`` entry ``[name, kind]`` as msgpack."""
+    return 1 + _str_size(name) + _str_size(kind)
+
+
+class Dir(Generic[Owner]):
+    """An implicit directory: children by segment name, and ``listed``, the summed
+    :func:`entry_size` of its children (kind ``dir`` for directories)."""
+
+    __slots__ = ("children", "listed", "name", "parent")
 
     def __init__(self, parent: Dir[Owner] | None, name: str) -> None:
         self.parent = parent
         self.name = name
         self.children: dict[str, Dir[Owner] | Node[Owner]] = {}
+        self.listed = 0
 
 
 class Tree(Generic[Owner]):
     """All nodes, by path and as a hierarchy of directories."""
 
-    __slots__ = ("nodes", "on_create", "root")
+    __slots__ = (
+        "created",
+        "entries",
+        "max_depth",
+        "max_entries",
+        "max_length",
+        "nodes",
+        "on_create",
+        "root",
+    )
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, max_length: int = 1024, max_depth: int = 32, max_entries: int = 1_000_000
+    ) -> None:
         self.root: Dir[Owner] = Dir(None, "")
         #: Every node by its exact path: the fast path of every lookup.
         self.nodes: dict[str, Node[Owner]] = {}
         #: Called with every new node (the subtree index computes its ``watchers``).
         self.on_create: Callable[[Node[Owner]], None] | None = None
+        #: Nodes plus directories (``/`` not counted).
+        self.entries = 0
+        #: Entries the last :meth:`create` made (its node and the directories it needed).
+        self.created = 0
+        self.max_length = max_length
+        self.max_depth = max_depth
+        self.max_entries = max_entries
 
     def find(self, path: str) -> Node[Owner] | str:
         """Return the node at ``path``, or the error string for why there is none.
@@ -166,12 +213,19 @@ class Tree(Generic[Owner]):
     def check_free(self, path: str) -> str | None:
         """Return the error that creating a node at ``path`` would hit, or ``None`` if free.
 
-        An existing node gives ``path_already_exists`` (the caller decides about adoption first).
+        An existing node gives ``path_already_exists`` (the caller decides about adoption first);
+        a path over the length or depth limit ``invalid_path``; one the tree has no room for
+        ``tree_full`` (counting each of its segments as a new entry).
         """
         if path in self.nodes:
             return "path_already_exists"
         if not valid_path(path):
             return "invalid_path"
+        depth = path.count("/")
+        if len(path) > self.max_length or depth > self.max_depth:
+            return "invalid_path"
+        if self.entries + depth > self.max_entries:
+            return "tree_full"
         found = self._walk(path.split("/")[1:])
         if found is None or found == "path_not_found":
             return None
@@ -183,15 +237,22 @@ class Tree(Generic[Owner]):
         """Create a node at a path :meth:`check_free` accepted, making directories on the way."""
         segments = path.split("/")[1:]
         current = self.root
+        made = 1
         for segment in segments[:-1]:
             child = current.children.get(segment)
             if child is None:
                 child = Dir[Owner](current, segment)
                 current.children[segment] = child
+                current.listed += entry_size(segment, "dir")
+                made += 1
             assert isinstance(child, Dir)
             current = child
-        node = Node[Owner](path, kind, current, segments[-1], now)
-        current.children[segments[-1]] = node
+        name = segments[-1]
+        node = Node[Owner](path, kind, current, name, now)
+        current.children[name] = node
+        current.listed += entry_size(name, kind)
+        self.entries += made
+        self.created = made
         self.nodes[path] = node
         if self.on_create is not None:
             self.on_create(node)
@@ -204,9 +265,13 @@ class Tree(Generic[Owner]):
         del self.nodes[node.path]
         parent: Dir[Owner] | None = node.parent
         name = node.name
+        kind = node.kind
         while parent is not None:
             del parent.children[name]
+            parent.listed -= entry_size(name, kind)
+            self.entries -= 1
             if parent.children or parent.parent is None:
                 break
             name = parent.name
+            kind = "dir"
             parent = parent.parent

@@ -42,6 +42,10 @@ class RouterView(Protocol):
     leases_held: Callable[[Session], int]
     stats: Stats
     subtrees: SubtreeIndex[Session]
+    #: Registrations plus subscriptions one connection may hold (``[limits]``).
+    max_per_connection: int
+    #: Tree entries one connection's requests may create (``[limits]``).
+    max_entries_per_connection: int
 
     @property
     def meta(self) -> MetaView:

@@ -163,6 +163,45 @@ def _finite_seconds(
     default=None,
     help="Pool inventory (py-lockable's resources.json); re-read on SIGHUP [default: the file's].",
 )
+@click.option(
+    "--max-connections",
+    metavar="N",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Open connections at most; more are closed at accept, 0 = no limit [default: 10000].",
+)
+@click.option(
+    "--max-per-connection",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Registrations plus subscriptions of one connection [default: 10000].",
+)
+@click.option(
+    "--hello-timeout",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0),
+    default=None,
+    callback=_finite_seconds,
+    help="Seconds a new connection has to say hello, 0 = none [default: 10].",
+)
+@click.option(
+    "--frame-timeout",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0),
+    default=None,
+    callback=_finite_seconds,
+    help="Seconds a started frame has to arrive whole, 0 = none [default: 30].",
+)
+@click.option(
+    "--max-idle",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0),
+    default=None,
+    callback=_finite_seconds,
+    help="Close connections that asked for timeout 0 after this much silence, 0 = never "
+    "[default: 3600].",
+)
 @verbose_option
 @click.pass_context
 def serve(
@@ -186,6 +225,11 @@ def serve(
     store_fsync: bool | None,
     emergency_key_file: str | None,
     inventory: str | None,
+    max_connections: int | None,
+    max_per_connection: int | None,
+    hello_timeout: float | None,
+    frame_timeout: float | None,
+    max_idle: float | None,
 ) -> int:
     """Run a broker until interrupted (Ctrl-C or SIGTERM stops it cleanly).
 
@@ -199,6 +243,7 @@ def serve(
     from roost.broker.leases.config import load_lease_config  # noqa: PLC0415
     from roost.broker.leases.extras import PoolSettings  # noqa: PLC0415
     from roost.broker.leases.lockroutes import lock_settings  # noqa: PLC0415
+    from roost.broker.limits import Limits  # noqa: PLC0415
     from roost.errors import ConfigError  # noqa: PLC0415
 
     settings = settings_of(ctx)
@@ -215,6 +260,13 @@ def serve(
         pools = file.get("pools")
         if inventory is not None:
             pools = PoolSettings(inventory, pools.resources if pools is not None else ())
+        limits = file.get("limits", Limits()).replace(
+            max_connections=max_connections,
+            max_per_connection=max_per_connection,
+            hello_timeout=hello_timeout,
+            frame_timeout=frame_timeout,
+            max_idle=max_idle,
+        )
     except (ConfigError, ValueError) as exc:
         if settings.verbose:
             traceback.print_exc()
@@ -245,6 +297,7 @@ def serve(
             store=store,
             locks=locks,
             pools=pools,
+            limits=limits,
         )
     except KeyboardInterrupt:
         return EXIT_OK  # a second Ctrl-C during shutdown: still a stop the user asked for

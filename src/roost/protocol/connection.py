@@ -120,6 +120,11 @@ class Connection:
         self.version = m.VERSION
         self.opted_in = False
 
+    @property
+    def partial(self) -> bool:
+        """True while an incomplete frame is held back (more bytes of it are awaited)."""
+        return self._decoder.buffered > 0
+
     # -- ids ---------------------------------------------------------------------------------
 
     @property

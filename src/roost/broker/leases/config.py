@@ -13,6 +13,7 @@ A file looks like::
     ttl_max = 3600          # seconds, the largest ttl a lease may ask for
     max_resources = 10000   # resource records the broker keeps at most
     max_waits = 1000        # queued acquires one connection may have at once
+    max_leases = 1000       # leases one connection may hold at once
 
     [[resource]]
     name = "lab/scope"
@@ -32,14 +33,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from roost.broker.leases.core import DEFAULT_MAX_RESOURCES, DEFAULT_MAX_WAITS, DEFAULT_TTL_MAX
+from roost.broker.leases.core import (
+    DEFAULT_MAX_LEASES,
+    DEFAULT_MAX_RESOURCES,
+    DEFAULT_MAX_WAITS,
+    DEFAULT_TTL_MAX,
+)
 from roost.broker.leases.types import Declared
 from roost.errors import ConfigError
 from roost.protocol.tokens import MAX_RESOURCE, RESERVED_SEGMENTS, valid_resource
 
 __all__ = ("LeaseConfig", "LeaseConfigError", "load_lease_config", "parse_lease_config")
 
-_TOP_KEYS: Final = ("ttl_max", "max_resources", "max_waits", "resource")
+_TOP_KEYS: Final = ("ttl_max", "max_resources", "max_waits", "max_leases", "resource")
 _RESOURCE_KEYS: Final = ("name", "max_holders", "takeable")
 
 
@@ -58,8 +64,10 @@ class LeaseConfig:
     Attributes:
         resources: the declared resources; empty means every valid name can be leased.
         ttl_max: the largest ``ttl`` a lease may ask for, seconds.
-        max_resources: resource records kept at most (``RESOURCE_LIMIT`` beyond).
+        max_resources: resource records kept at most; idle ones are forgotten to make room
+            (``RESOURCE_LIMIT`` when all are in use).
         max_waits: queued acquires one connection may have at once (``WAIT_LIMIT`` beyond).
+        max_leases: leases one connection may hold at once (``RESOURCE_LIMIT`` beyond).
         source: the file it was read from, if any.
     """
 
@@ -67,6 +75,7 @@ class LeaseConfig:
     ttl_max: float = DEFAULT_TTL_MAX
     max_resources: int = DEFAULT_MAX_RESOURCES
     max_waits: int = DEFAULT_MAX_WAITS
+    max_leases: int = DEFAULT_MAX_LEASES
     source: str | None = field(default=None, compare=False)
 
 
@@ -155,6 +164,7 @@ def parse_lease_config(data: Mapping[str, Any], source: str = "<lease config>") 
             source, "max_resources", data.get("max_resources", DEFAULT_MAX_RESOURCES), 1
         ),
         max_waits=_count(source, "max_waits", data.get("max_waits", DEFAULT_MAX_WAITS), 1),
+        max_leases=_count(source, "max_leases", data.get("max_leases", DEFAULT_MAX_LEASES), 1),
         source=source,
     )
 

@@ -28,6 +28,7 @@ from roost.broker.leases.types import (
     Declared,
     Effect,
     Event,
+    Forget,
     HolderState,
     Identity,
     Lease,
@@ -48,6 +49,7 @@ from roost.protocol.tokens import (
 )
 
 __all__ = (
+    "DEFAULT_MAX_LEASES",
     "DEFAULT_MAX_RESOURCES",
     "DEFAULT_MAX_WAITS",
     "DEFAULT_TTL_MAX",
@@ -63,6 +65,8 @@ DEFAULT_MAX_RESOURCES: Final = 10_000
 #: Queued acquires one connection may have at once; one more gets ``WAIT_LIMIT``. Without a
 #: bound, one client could grow the broker's memory (and every queue walk) without limit.
 DEFAULT_MAX_WAITS: Final = 1000
+#: Leases one connection may hold at once; one more gets ``RESOURCE_LIMIT`` (``max_leases``).
+DEFAULT_MAX_LEASES: Final = 1000
 
 _CONN: Final = 0
 _TTL: Final = 1
@@ -90,6 +94,7 @@ class TableCore:
         max_resources: int = DEFAULT_MAX_RESOURCES,
         ttl_max: float = DEFAULT_TTL_MAX,
         max_waits: int = DEFAULT_MAX_WAITS,
+        max_leases: int = DEFAULT_MAX_LEASES,
         wall_offset: float = 0.0,
         last_seen: Callable[[Hashable], float] | None = None,
         peer_of: Callable[[Hashable], Any] | None = None,
@@ -100,6 +105,13 @@ class TableCore:
         self.ttl_max = ttl_max
         self.max_resources = max_resources
         self.max_waits = max_waits
+        self.max_leases = max_leases
+        #: Records with no lease, no waiter and no declaration, least recently changed first:
+        #: the ones forgotten when a new record needs room.
+        self._idle: dict[str, None] = {}
+        #: The highest root ever granted on a forgotten record (0: none forgotten). Floors of
+        #: names without a record of their own never read lower, so no floor goes backwards.
+        self.forgotten_floor = 0
         self.wall_offset = wall_offset
         self._roots = roots if roots is not None else RootCounter(1)
         self._conns: dict[Hashable, ConnState] = {}
@@ -134,8 +146,14 @@ class TableCore:
         return now
 
     def _finish(self) -> Effects:
+        idle = self._idle
         for name in sorted(self._dirty):
-            rec = self._records[name]
+            rec = self._records.get(name)
+            if rec is None:
+                continue  # forgotten in this step
+            idle.pop(name, None)
+            if not (rec.active or rec.waiters or rec.declared):
+                idle[name] = None  # most recently changed last
             value = q.holder_state(self, rec)
             if value != rec.published:
                 rec.published = value
@@ -148,6 +166,33 @@ class TableCore:
         self._dirty.add(name)
         if subtree:
             self._dirty.update(self._below.get(name, ()))
+
+    def _reclaim(self) -> bool:
+        """Forget the least recently changed idle record; False if there is none.
+
+        Fencing stays monotonic: roots come from the broker-wide counter, so a later record of
+        the same name only ever grants newer tokens, and ``forgotten_floor`` keeps its floor.
+        """
+        idle = self._idle
+        while idle:
+            name = next(iter(idle))
+            del idle[name]
+            rec = self._records.get(name)
+            if rec is None or rec.active or rec.waiters or rec.declared:
+                continue
+            del self._records[name]
+            for a in ancestors(name):
+                below = self._below.get(a)
+                if below is not None:
+                    below.discard(name)
+                    if not below:
+                        del self._below[a]
+            if rec.last_root is not None and rec.last_root > self.forgotten_floor:
+                self.forgotten_floor = rec.last_root
+            self._dirty.discard(name)
+            self._fx.append(Forget(name))
+            return True
+        return False
 
     def _new_record(self, name: str) -> Record:
         rec = Record(name)

@@ -67,13 +67,16 @@ def newest(table: TableView, name: str) -> int | None:
 
 def floor(table: TableView, name: str) -> int | None:
     """Root of the oldest active lease covering ``name``; when none, the newest root ever
-    granted on ``name`` or an ancestor; None if nothing covering it was ever granted."""
+    granted on ``name`` or an ancestor (or on any forgotten record: its history is gone, so its
+    floor must not drop); None if nothing covering it was ever granted."""
     cov = table.covering_leases(name)
     if cov:
         return cov[0].root
     recs = table._records
     roots = [recs[a].last_root for a in (name, *ancestors(name)) if a in recs]
     present = [r for r in roots if r is not None]
+    if table.forgotten_floor:
+        present.append(table.forgotten_floor)
     return max(present) if present else None
 
 

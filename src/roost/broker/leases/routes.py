@@ -23,10 +23,20 @@ from pathlib import Path
 from typing import IO, Any, Final, TypeAlias
 
 from roost.broker import frames
+from roost.broker.guard import LogEvery
 from roost.broker.leases.config import LeaseConfig, load_lease_config
-from roost.broker.leases.store import open_state
+from roost.broker.leases.store import LeaseState, open_state
 from roost.broker.leases.table import LeaseTable
-from roost.broker.leases.types import Audit, Close, Declared, Effect, Event, HolderState, Push
+from roost.broker.leases.types import (
+    Audit,
+    Close,
+    Declared,
+    Effect,
+    Event,
+    Forget,
+    HolderState,
+    Push,
+)
 from roost.broker.leases.views import json_safe
 from roost.broker.leases.wire import BadArgs, parse
 from roost.broker.router import Router
@@ -108,15 +118,26 @@ class LeaseLayer:
         audit_files: paths to append one JSON line per audit record to.
     """
 
-    def __init__(self, router: Router, table: LeaseTable, audit_files: Iterable[Path] = ()) -> None:
+    def __init__(
+        self,
+        router: Router,
+        table: LeaseTable,
+        audit_files: Iterable[Path] = (),
+        state: LeaseState | None = None,
+    ) -> None:
         self.router = router
         self.table = table
+        #: The state directory's epoch and roots (``None`` without one).
+        self.state = state
+        self._degraded: str | None = None
         self._armed: float | None = None
         # Sessions the table knows. A plain ESHET connection never gets lease state: it joins
         # the table at its first extension request (or at a hello after one), which keeps an
         # idle connection cheap.
         self._joined: set[Session] = set()
         self._files: list[IO[str]] = [p.open("a", encoding="utf-8") for p in audit_files]
+        # A full disk fails every line: say so once a minute, not once per grant.
+        self._audit_failed = LogEvery(60.0, log, logging.ERROR)
         self._handlers: dict[int, Callable[[Session, int, dict[str, Any], float], None]] = {
             0x50: self._acquire,
             0x51: self._take,
@@ -170,10 +191,17 @@ class LeaseLayer:
             elif kind is Close:
                 assert isinstance(effect, Close)
                 router.disconnect(effect.conn, effect.reason, now)  # type: ignore[arg-type]
+            elif kind is Forget:
+                assert isinstance(effect, Forget)
+                self._forget(effect.resource)
         if changed:
             router.meta.clients_changed(now)
         for observe in self.observers:
             observe(effects, now)
+        state = self.state
+        if state is not None and state.degraded != self._degraded:
+            self._degraded = state.degraded
+            router.meta.set_degraded("lease_state", state.degraded, now)
         self._arm(now)
 
     def _publish(
@@ -194,6 +222,14 @@ class LeaseLayer:
             except ValueError as exc:  # a path the broker cannot own; nothing else is lost
                 log.warning("cannot publish %s: %s", path, exc)
 
+    def _forget(self, resource: str) -> None:
+        """A reclaimed record's nodes leave the tree, unless somebody still observes them."""
+        tree = self.router.tree
+        for leaf in ("holder", "events"):
+            node = tree.nodes.get(f"/meta/leases/{meta_name(resource)}/{leaf}")
+            if node is not None and node.internal and not node.listeners:
+                tree.remove(node)
+
     def _audit(self, record: dict[str, Any]) -> None:
         safe = json_safe(record)
         reason = safe.get("reason")
@@ -212,7 +248,7 @@ class LeaseLayer:
                 f.write(line + "\n")
                 f.flush()
             except (OSError, ValueError) as exc:
-                log.error("cannot write audit line: %s", exc)
+                self._audit_failed("cannot write audit line: %s", exc)
 
     def _arm(self, now: float) -> None:
         due = self.table.next_deadline()
@@ -261,6 +297,8 @@ class LeaseLayer:
         for f in self._files:
             f.close()
         self._files.clear()
+        if self.state is not None:
+            self.state.close()
 
     def publish_all(self, now: float) -> None:
         """Publish the holder state of every managed (declared) resource."""
@@ -466,6 +504,7 @@ def install_leases(
     """
     config = _settings(lease_config, resources, ttl_max, max_resources, max_waits)
     files: list[Path] = []
+    state: LeaseState | None = None
     if state_dir is not None:
         state = open_state(state_dir, wall_ns)
         epoch, roots = state.epoch, state.roots
@@ -489,11 +528,17 @@ def install_leases(
         ttl_max=config.ttl_max,
         max_resources=config.max_resources,
         max_waits=config.max_waits,
+        max_leases=config.max_leases,
         wall_offset=wall_offset,
         last_seen=last_seen,
         peer_of=peer_of,
     )
-    layer = LeaseLayer(router, table, files)
+    try:
+        layer = LeaseLayer(router, table, files, state)
+    except BaseException:
+        if state is not None:
+            state.close()
+        raise
     layer.publish_all(now)
     return layer
 
@@ -528,5 +573,6 @@ def _settings(
         float(ttl),
         limits["max_resources"],
         limits["max_waits"],
+        config.max_leases,
         source=config.source,
     )

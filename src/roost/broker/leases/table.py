@@ -76,9 +76,12 @@ class LeaseTable(TableCore):
         epoch: this run's epoch (protocol.md E4).
         roots: where roots come from; default a counter from 1 without persistence.
         declared: declared resources; when given, every other name is ``INVALID_RESOURCE``.
-        max_resources: most resource records; one more gets ``RESOURCE_LIMIT``.
+        max_resources: most resource records; a new one first makes room by forgetting the
+            least recently changed record without holder, waiter or declaration, and gets
+            ``RESOURCE_LIMIT`` only when every record is in use.
         ttl_max: largest ``ttl`` accepted, seconds.
         max_waits: most queued acquires per connection; one more gets ``WAIT_LIMIT``.
+        max_leases: most leases one connection holds; one more gets ``RESOURCE_LIMIT``.
         wall_offset: added to ``now`` for the wall-clock ``since`` shown to people.
         last_seen: where to read when bytes last arrived from a connection (the server knows);
             without it, :meth:`touch` records that.
@@ -195,8 +198,14 @@ class LeaseTable(TableCore):
             return _status("INVALID_RESOURCE", reason=problem)
         if c.timeout <= 0:
             return _status("TIMEOUT_REQUIRED")
-        if resource not in self._records and len(self._records) >= self.max_resources:
-            return _status("RESOURCE_LIMIT")
+        if len(c.leases) >= self.max_leases:
+            return _status("RESOURCE_LIMIT", limit="max_leases", max_leases=self.max_leases)
+        if (
+            resource not in self._records
+            and len(self._records) >= self.max_resources
+            and not self._reclaim()
+        ):
+            return _status("RESOURCE_LIMIT", limit="max_resources")
         return None
 
     def acquire(
@@ -256,8 +265,13 @@ class LeaseTable(TableCore):
                 return _status("OK", lease=lease_object(prev))
             if isinstance(prev, Waiter) and prev.waiting:
                 return self._queued_reply(prev)
-        for lease in c.leases.values():
-            if overlaps(lease.resource, resource):
+        # The connection's own overlapping lease, found through the resource's records: the
+        # cost does not grow with how many other leases it holds.
+        mine = c.conn
+        for other in self._overlapping_records(resource):
+            for lease in other.active.values():
+                if lease.conn != mine:
+                    continue
                 if lease.resource == resource and lease.mode == mode:
                     if key is not None:
                         self._bind_key(c, key, lease)

@@ -26,6 +26,7 @@ __all__ = (
     "Declared",
     "Effect",
     "Event",
+    "Forget",
     "HolderState",
     "Identity",
     "Lease",
@@ -89,7 +90,14 @@ class Close:
     reason: str
 
 
-Effect: TypeAlias = Push | HolderState | Event | Audit | Close
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """The record of ``resource`` was reclaimed: its nodes under ``/meta/leases`` may go."""
+
+    resource: str
+
+
+Effect: TypeAlias = Push | HolderState | Event | Audit | Close | Forget
 
 
 # -- configuration --------------------------------------------------------------------------------
@@ -263,6 +271,8 @@ class TableView(Protocol):
 
     epoch: int
     max_waits: int
+    max_leases: int
+    forgotten_floor: int
     wall_offset: float
     _records: dict[str, Record]
     _conns: dict[Hashable, ConnState]

@@ -1,0 +1,218 @@
+"""No request costs more than its answer: the broker's longest event-loop iteration (loop lag)
+and a witness client's round trips while one client does each expensive thing.
+
+Scenarios, each against a broker process with wide limits (``benchmarks.probe``):
+
+- ``idle``: nothing but the witness (the floor of both figures);
+- ``ls 100k``: 50 ``/meta/ls`` calls of a directory with 100,000 entries (before: 4.4 s frozen);
+- ``10k acquires``: one client acquires 10,000 distinct resources (before: 32 s, the broker
+  frozen 1.7 s per 300) and returns them;
+- ``10k regs + close`` / ``100k regs + close``: a client with 10,000 (the default
+  ``max_per_connection``) or 100,000 registrations disconnects (the cleanup is synchronous,
+  protocol.md §10.6, so its cost grows with the registrations; the limit bounds it).
+
+Goals: max loop lag <= 20 ms, witness p99 <= 5 ms (on an otherwise idle machine).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from benchmarks.broker import _connect
+from benchmarks.common import Table, percentiles
+from benchmarks.processes import Server, _loops
+from roost.protocol import codec
+from roost.protocol import messages as m
+from roost.protocol.framing import FrameDecoder
+from roost.protocol.values import Value, pack
+
+__all__ = ("run",)
+
+GOALS = {"lag_ms": 20.0, "p99_ms": 5.0}
+
+
+class _Witness(threading.Thread):
+    """Pings the broker back to back (with a 1 ms pause) and records each round trip."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.sock = _connect(port)
+        self.sock.sendall(codec.encode(m.Hello(1, 30)))
+        self.decoder = FrameDecoder()
+        self._read(1)
+        self.samples: list[float] = []
+        self.stop = threading.Event()
+
+    def _read(self, count: int) -> None:
+        got = 0
+        while got < count:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("witness closed")
+            got += len(self.decoder.feed(data))
+
+    def run(self) -> None:
+        ping = codec.encode(m.Ping(1))
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            self.sock.sendall(ping)
+            self._read(1)
+            self.samples.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.001)
+
+
+def _pipeline(sock: socket.socket, frames: list[bytes], replies: int) -> None:
+    """Send ``frames`` (in 64 KiB writes) and read ``replies`` frames back."""
+    decoder = FrameDecoder()
+    got = 0
+
+    def reader() -> None:
+        nonlocal got
+        while got < replies:
+            data = sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("closed")
+            got += len(decoder.feed(data))
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    batch: list[bytes] = []
+    size = 0
+    for frame in frames:
+        batch.append(frame)
+        size += len(frame)
+        if size > 65536:
+            sock.sendall(b"".join(batch))
+            batch, size = [], 0
+    if batch:
+        sock.sendall(b"".join(batch))
+    thread.join()
+
+
+def _client(port: int) -> socket.socket:
+    sock = _connect(port)
+    sock.sendall(codec.encode(m.Hello(1, 30)))
+    decoder = FrameDecoder()
+    while not decoder.feed(sock.recv(256)):
+        pass
+    return sock
+
+
+def _registrations(port: int, prefix: str, count: int) -> socket.socket:
+    sock = _client(port)
+    frames = [codec.encode(m.EventRegister(i & 0xFFFF, f"{prefix}/n{i}")) for i in range(count)]
+    _pipeline(sock, frames, count)
+    return sock
+
+
+def _ls(port: int, setup: list[socket.socket]) -> Callable[[], None]:
+    setup.append(_registrations(port, "/big", 100_000))
+    sock = _client(port)
+    setup.append(sock)
+    call = codec.encode(m.ActionCall(1, "/meta/ls", Value.of(["/big"])))
+    return lambda: _pipeline(sock, [call] * 50, 50)
+
+
+def _acquires(port: int, setup: list[socket.socket]) -> Callable[[], None]:
+    sock = _client(port)
+    setup.append(sock)
+
+    def attack() -> None:
+        frames = [
+            b"G" + len(body).to_bytes(2, "big") + body
+            for i in range(10_000)
+            for body in [b"\x50" + (i & 0xFFFF).to_bytes(2, "big") + pack({"resource": f"j/{i}"})]
+        ]
+        _pipeline(sock, frames, 10_000)
+
+    return attack
+
+
+def _close(port: int, setup: list[socket.socket], count: int = 100_000) -> Callable[[], None]:
+    sock = _registrations(port, "/many", count)
+    witness_of_close = _client(port)
+    setup.append(witness_of_close)
+
+    def attack() -> None:
+        sock.close()
+        # The close is processed when a later request on another connection is answered.
+        ping = codec.encode(m.Ping(9))
+        witness_of_close.sendall(ping)
+        witness_of_close.recv(64)
+        time.sleep(0.05)
+
+    return attack
+
+
+def _idle(port: int, setup: list[socket.socket]) -> Callable[[], None]:
+    return lambda: time.sleep(0.5)
+
+
+SCENARIOS: list[tuple[str, Callable[[int, list[socket.socket]], Callable[[], None]]]] = [
+    ("idle", _idle),
+    ("ls 100k (50 calls)", _ls),
+    ("10k acquires", _acquires),
+    ("10k regs + close", lambda port, setup: _close(port, setup, 10_000)),
+    ("100k regs + close", _close),
+]
+
+
+def _lag(server: Server) -> float:
+    assert server.proc.stdin is not None and server.proc.stdout is not None
+    server.proc.stdin.write(b"lag\n")
+    server.proc.stdin.flush()
+    line = server.proc.stdout.readline().decode()
+    return float(line.split()[1])
+
+
+def run(quick: bool = False) -> None:
+    """Run every scenario on each event loop and print one table."""
+    table = Table(
+        "stalls: one client's expensive request, a witness pinging meanwhile",
+        ["loop", "scenario", "attack s", "max lag ms", "witness p50 ms", "p99 ms", "max ms"],
+    )
+    for loop in _loops():
+        for name, make in SCENARIOS:
+            server = Server("benchmarks.probe", loop)
+            setup: list[socket.socket] = []
+            try:
+                attack = make(server.port, setup)
+                witness = _Witness(server.port)
+                time.sleep(0.1)
+                _lag(server)  # forget the set-up
+                witness.start()
+                time.sleep(0.05)
+                started = time.perf_counter()
+                attack()
+                elapsed = time.perf_counter() - started
+                time.sleep(0.05)
+                witness.stop.set()
+                witness.join()
+                lag = _lag(server)
+                p50, p99 = percentiles(witness.samples)
+                table.add(
+                    loop,
+                    name,
+                    f"{elapsed:.2f}",
+                    f"{lag:.1f}",
+                    f"{p50:.2f}",
+                    f"{p99:.2f}",
+                    f"{max(witness.samples):.2f}",
+                )
+                witness.sock.close()
+            finally:
+                for sock in setup:
+                    sock.close()
+                server.close()
+    table.print()
+    print(
+        f"goals: max loop lag <= {GOALS['lag_ms']:.0f} ms, witness p99 <= {GOALS['p99_ms']:.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    run("--quick" in sys.argv)
