@@ -14,7 +14,9 @@ Client kinds: roost's ``Client`` (asyncio), ``SyncClient`` (blocking calls from 
 ``roost.eshet.Client`` and ``roost.eshet.sync_client.SyncClient`` (eshet.py's API), and
 eshet.py's own ``eshet.Client`` when the ``eshet`` package happens to be installed. The raw
 row is the ceiling: blocking sockets in this one thread, frames encoded up front, each round
-trip or emit waited for before the next, exactly as the clients do.
+trip or emit waited for before the next, exactly as the clients do. The floor row
+(``benchmarks/asyncfloor.py``) is the least any client on asyncio's own loop can cost: a bare
+``asyncio.Protocol``, frames encoded up front, one future per request; no library at all.
 
 Each figure is the best of five one-second rounds (one half-second round with ``--quick``), as a
 rate per second of wall-clock time and per second of this process's CPU time; the second
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import math
 import socket
 import threading
 import time
@@ -182,6 +185,27 @@ def _raw_states(server: str, duration: float) -> Rate:
         duration=duration,
         subscribers=OBSERVERS,
     )
+
+
+# -- a bare asyncio protocol (the floor of any asyncio client) ---------------------------------
+
+
+def _floor_calls(server: str, duration: float) -> Rate:
+    from benchmarks.asyncfloor import floor_calls
+
+    sent, started = floor_calls(int(server.rsplit(":", 1)[1]), CALL_PATH, duration, _clock)
+    return _rate(sent, started)
+
+
+def _floor_events(server: str, duration: float) -> Rate:
+    from benchmarks.asyncfloor import floor_events
+
+    sent, started = floor_events(int(server.rsplit(":", 1)[1]), EVENT_PATH, duration, _clock)
+    return _rate(sent, started)
+
+
+def _no_floor(server: str, duration: float) -> Rate:
+    return float("nan"), float("nan")
 
 
 # -- roost's async Client -----------------------------------------------------------------------
@@ -458,6 +482,7 @@ def _eshet_sync_states(server: str, duration: float) -> Rate:
 def _kinds() -> list[tuple[str, Workload, Workload, Workload]]:
     kinds: list[tuple[str, Workload, Workload, Workload]] = [
         ("raw sockets (ceiling)", _raw_calls, _raw_events, _raw_states),
+        ("bare asyncio protocol (floor)", _floor_calls, _floor_events, _no_floor),
         ("roost Client", _roost_calls, _roost_events, _roost_states),
         ("roost SyncClient", _sync_calls, _sync_events, _sync_states),
     ]
@@ -514,6 +539,9 @@ def run(quick: bool = False) -> None:
             for table, index in ((wall, 0), (cpu, 1)):
                 cells: list[str] = []
                 for value, top in zip(rates, ceiling, strict=True):
+                    if math.isnan(value[index]):  # a workload the row does not run
+                        cells += ["-", "-"]
+                        continue
                     cells += [format_rate(value[index]), f"{value[index] / top[index]:.2f}x"]
                 table.add(name, *cells)
         wall.print()
