@@ -11,7 +11,7 @@ import pytest
 from roost.broker.run import loop_factory
 from roost.client import Client
 from roost.client.aiolink import AsyncioLink
-from roost.errors import Disconnected
+from roost.errors import Disconnected, RemoteError
 from tests.conftest import BrokerThread
 
 WAIT = 5.0
@@ -59,3 +59,46 @@ def test_link_on_each_asyncio_loop(broker_thread: BrokerThread, loop: str) -> No
     with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
         seen = runner.run(_tour(broker_thread.address))
     assert seen == [[1, "two"], "ding", 3, "again"]
+
+
+class _Unhashable:
+    """A callable object that cannot be a dict key (``__eq__`` without ``__hash__``)."""
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __call__(self, value: Any) -> Any:
+        return ["object", value]
+
+
+async def _owner_callbacks(address: str) -> list[Any]:
+    """Each kind of owner callback, called twice (the second call takes remembered checks)."""
+
+    async def coroutine_function(value: Any) -> Any:
+        await asyncio.sleep(0)
+        return ["async", value]
+
+    async def later(value: Any) -> Any:
+        return ["awaitable", value]
+
+    def fails(value: Any) -> Any:
+        raise ValueError(f"no {value}")
+
+    seen: list[Any] = []
+    async with Client(server=address) as owner, Client(server=address) as user:
+        await owner.action_register("/object", _Unhashable())
+        await owner.action_register("/async", coroutine_function)
+        await owner.action_register("/awaitable", lambda value: later(value))
+        await owner.action_register("/fails", fails)
+        for _ in range(2):
+            for path in ("/object", "/async", "/awaitable"):
+                seen.append(await user.action_call(path, 1))
+            with pytest.raises(RemoteError) as caught:
+                await user.action_call("/fails", 2)
+            seen.append(caught.value.value)
+    return seen
+
+
+def test_owner_callbacks_of_every_kind(broker_thread: BrokerThread) -> None:
+    seen = asyncio.run(_owner_callbacks(broker_thread.address))
+    assert seen == [["object", 1], ["async", 1], ["awaitable", 1], "no 2"] * 2
