@@ -62,7 +62,9 @@ def test_link_on_each_asyncio_loop(broker_thread: BrokerThread, loop: str) -> No
 
 
 class _Unhashable:
-    """A callable object that cannot be a dict key (``__eq__`` without ``__hash__``)."""
+    """A callable object that cannot be a dict key."""
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __eq__(self, other: object) -> bool:
         return other is self
@@ -81,6 +83,9 @@ async def _owner_callbacks(address: str) -> list[Any]:
     async def later(value: Any) -> Any:
         return ["awaitable", value]
 
+    def returns_awaitable(value: Any) -> Any:  # a plain function whose result is awaited
+        return later(value)
+
     def fails(value: Any) -> Any:
         raise ValueError(f"no {value}")
 
@@ -88,7 +93,7 @@ async def _owner_callbacks(address: str) -> list[Any]:
     async with Client(server=address) as owner, Client(server=address) as user:
         await owner.action_register("/object", _Unhashable())
         await owner.action_register("/async", coroutine_function)
-        await owner.action_register("/awaitable", lambda value: later(value))
+        await owner.action_register("/awaitable", returns_awaitable)
         await owner.action_register("/fails", fails)
         for _ in range(2):
             for path in ("/object", "/async", "/awaitable"):
