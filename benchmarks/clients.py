@@ -10,7 +10,8 @@ each workload with that kind of client (the cost measured is the client's, on bo
 - **state changes/s**: one owner awaiting each ``state_changed``; 10 observers (10 connections)
   count them; the rate is changes over the time until every observer got the last one.
 
-Client kinds: roost's ``Client`` (asyncio), ``SyncClient`` (blocking calls from this thread),
+Client kinds: roost's ``Client`` (on asyncio's own loop, and on uvloop when it is installed, as
+a program run with ``uvloop.run`` would), ``SyncClient`` (blocking calls from this thread),
 ``roost.eshet.Client`` and ``roost.eshet.sync_client.SyncClient`` (eshet.py's API), and
 eshet.py's own ``eshet.Client`` when the ``eshet`` package happens to be installed. The raw
 row is the ceiling: blocking sockets in this one thread, frames encoded up front, each round
@@ -32,7 +33,7 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from benchmarks.common import Table, format_rate
@@ -208,10 +209,24 @@ def _no_floor(server: str, duration: float) -> Rate:
     return float("nan"), float("nan")
 
 
-# -- roost's async Client -----------------------------------------------------------------------
+# -- roost's async Client ----------------------------------------------------------------------
 
 
-def _roost_calls(server: str, duration: float) -> Rate:
+def _run(main: Coroutine[Any, Any, Rate], uv: bool) -> Rate:
+    """Run ``main`` on asyncio's own loop, or on uvloop (``uv``)."""
+    if not uv:
+        return asyncio.run(main)
+    from roost.client.loops import new_loop
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        return runner.run(main)
+
+
+def _on_uvloop(work: Callable[[str, float, bool], Rate]) -> Workload:
+    return lambda server, duration: work(server, duration, True)
+
+
+def _roost_calls(server: str, duration: float, uv: bool = False) -> Rate:
     from roost.client import Client
 
     async def main() -> Rate:
@@ -219,7 +234,7 @@ def _roost_calls(server: str, duration: float) -> Rate:
             await owner.action_register(CALL_PATH, lambda x: x)
             return await _async_calls(caller.action_call, duration)
 
-    return asyncio.run(main())
+    return _run(main(), uv)
 
 
 async def _async_calls(call: Callable[..., Any], duration: float) -> Rate:
@@ -258,7 +273,7 @@ async def _async_pump(
     return _rate(sent, started)
 
 
-def _roost_events(server: str, duration: float) -> Rate:
+def _roost_events(server: str, duration: float, uv: bool = False) -> Rate:
     from roost.client import Client
 
     async def main() -> Rate:
@@ -268,10 +283,10 @@ def _roost_events(server: str, duration: float) -> Rate:
             await listener.event_listen_cb(EVENT_PATH, counter.hit)
             return await _async_pump(emit.emit, [counter], duration)
 
-    return asyncio.run(main())
+    return _run(main(), uv)
 
 
-def _roost_states(server: str, duration: float) -> Rate:
+def _roost_states(server: str, duration: float, uv: bool = False) -> Rate:
     from contextlib import AsyncExitStack
 
     from roost.client import Client
@@ -286,7 +301,7 @@ def _roost_states(server: str, duration: float) -> Rate:
                 await observer.state_observe(STATE_PATH, counter.hit)
             return await _async_pump(state.changed, counters, duration)
 
-    return asyncio.run(main())
+    return _run(main(), uv)
 
 
 # -- roost's SyncClient -------------------------------------------------------------------------
@@ -486,6 +501,16 @@ def _kinds() -> list[tuple[str, Workload, Workload, Workload]]:
         ("roost Client", _roost_calls, _roost_events, _roost_states),
         ("roost SyncClient", _sync_calls, _sync_events, _sync_states),
     ]
+    if importlib.util.find_spec("uvloop") is not None:
+        kinds.insert(
+            3,
+            (
+                "roost Client on uvloop",
+                _on_uvloop(_roost_calls),
+                _on_uvloop(_roost_events),
+                _on_uvloop(_roost_states),
+            ),
+        )
     if importlib.util.find_spec("roost.eshet") is not None:
         kinds += [
             (
