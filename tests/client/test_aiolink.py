@@ -12,6 +12,7 @@ from roost.broker.run import loop_factory
 from roost.client import Client
 from roost.client.aiolink import AsyncioLink
 from roost.errors import Disconnected, RemoteError
+from roost.protocol import messages as m
 from tests.conftest import BrokerThread
 
 WAIT = 5.0
@@ -107,3 +108,16 @@ async def _owner_callbacks(address: str) -> list[Any]:
 def test_owner_callbacks_of_every_kind(broker_thread: BrokerThread) -> None:
     seen = asyncio.run(_owner_callbacks(broker_thread.address))
     assert seen == [["object", 1], ["async", 1], ["awaitable", 1], "no 2"] * 2
+
+
+async def _failing_hook(address: str) -> None:
+    def hook(_: Any) -> None:
+        raise RuntimeError("the hook failed")
+
+    async with Client(server=address) as client:
+        with pytest.raises(RuntimeError, match="the hook failed"):
+            await asyncio.wait_for(client._request(m.Ping, on_reply=hook), WAIT)
+
+
+def test_a_failing_reply_hook_fails_its_request(broker_thread: BrokerThread) -> None:
+    asyncio.run(_failing_hook(broker_thread.address))  # raised, not left waiting

@@ -8,7 +8,7 @@ Rules of this module:
 - ``data_received`` handles the bytes where they arrive, in the loop's callback (marked as
   running asyncio for sniffio and anyio); a request awaits a plain asyncio future whose result
   is the reply, so a reply wakes its requester in the next loop iteration. Replies and the
-  common pushes are told apart by exact type, inline; the rest goes through ``_dispatch``.
+  common pushes are told apart by type, inline; the rest goes through ``_dispatch``.
 - Everything else (protocol state, ids, waiters, closing rules) is :class:`Link`'s.
 """
 
@@ -157,7 +157,12 @@ class AsyncioLink(Link, asyncio.Protocol):
                 future.set_exception(reply)
             return
         if on_reply is not None:
-            on_reply(reply)
+            try:
+                on_reply(reply)
+            except BaseException as exc:  # the requester fails with it; the link closes on it
+                if not future.done():
+                    future.set_exception(exc)
+                raise
         if not future.done():  # a cancelled requester's future is done already
             future.set_result(reply)
 
