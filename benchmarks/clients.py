@@ -10,11 +10,14 @@ each workload with that kind of client (the cost measured is the client's, on bo
 - **state changes/s**: one owner awaiting each ``state_changed``; 10 observers (10 connections)
   count them; the rate is changes over the time until every observer got the last one.
 
-Client kinds: roost's ``Client`` (asyncio), ``SyncClient`` (blocking calls from this thread),
+Client kinds: roost's ``Client`` (on asyncio's own loop, and on uvloop when it is installed, as
+a program run with ``uvloop.run`` would), ``SyncClient`` (blocking calls from this thread),
 ``roost.eshet.Client`` and ``roost.eshet.sync_client.SyncClient`` (eshet.py's API), and
 eshet.py's own ``eshet.Client`` when the ``eshet`` package happens to be installed. The raw
 row is the ceiling: blocking sockets in this one thread, frames encoded up front, each round
-trip or emit waited for before the next, exactly as the clients do.
+trip or emit waited for before the next, exactly as the clients do. The floor row
+(``benchmarks/asyncfloor.py``) is the least any client on asyncio's own loop can cost: a bare
+``asyncio.Protocol``, frames encoded up front, one future per request; no library at all.
 
 Each figure is the best of five one-second rounds (one half-second round with ``--quick``), as a
 rate per second of wall-clock time and per second of this process's CPU time; the second
@@ -26,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import math
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from benchmarks.common import Table, format_rate
@@ -184,10 +188,45 @@ def _raw_states(server: str, duration: float) -> Rate:
     )
 
 
-# -- roost's async Client -----------------------------------------------------------------------
+# -- a bare asyncio protocol (the floor of any asyncio client) ---------------------------------
 
 
-def _roost_calls(server: str, duration: float) -> Rate:
+def _floor_calls(server: str, duration: float) -> Rate:
+    from benchmarks.asyncfloor import floor_calls
+
+    sent, started = floor_calls(int(server.rsplit(":", 1)[1]), CALL_PATH, duration, _clock)
+    return _rate(sent, started)
+
+
+def _floor_events(server: str, duration: float) -> Rate:
+    from benchmarks.asyncfloor import floor_events
+
+    sent, started = floor_events(int(server.rsplit(":", 1)[1]), EVENT_PATH, duration, _clock)
+    return _rate(sent, started)
+
+
+def _no_floor(server: str, duration: float) -> Rate:
+    return float("nan"), float("nan")
+
+
+# -- roost's async Client ----------------------------------------------------------------------
+
+
+def _run(main: Coroutine[Any, Any, Rate], uv: bool) -> Rate:
+    """Run ``main`` on asyncio's own loop, or on uvloop (``uv``)."""
+    if not uv:
+        return asyncio.run(main)
+    from roost.client.loops import new_loop
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        return runner.run(main)
+
+
+def _on_uvloop(work: Callable[[str, float, bool], Rate]) -> Workload:
+    return lambda server, duration: work(server, duration, True)
+
+
+def _roost_calls(server: str, duration: float, uv: bool = False) -> Rate:
     from roost.client import Client
 
     async def main() -> Rate:
@@ -195,7 +234,7 @@ def _roost_calls(server: str, duration: float) -> Rate:
             await owner.action_register(CALL_PATH, lambda x: x)
             return await _async_calls(caller.action_call, duration)
 
-    return asyncio.run(main())
+    return _run(main(), uv)
 
 
 async def _async_calls(call: Callable[..., Any], duration: float) -> Rate:
@@ -234,7 +273,7 @@ async def _async_pump(
     return _rate(sent, started)
 
 
-def _roost_events(server: str, duration: float) -> Rate:
+def _roost_events(server: str, duration: float, uv: bool = False) -> Rate:
     from roost.client import Client
 
     async def main() -> Rate:
@@ -244,10 +283,10 @@ def _roost_events(server: str, duration: float) -> Rate:
             await listener.event_listen_cb(EVENT_PATH, counter.hit)
             return await _async_pump(emit.emit, [counter], duration)
 
-    return asyncio.run(main())
+    return _run(main(), uv)
 
 
-def _roost_states(server: str, duration: float) -> Rate:
+def _roost_states(server: str, duration: float, uv: bool = False) -> Rate:
     from contextlib import AsyncExitStack
 
     from roost.client import Client
@@ -262,7 +301,7 @@ def _roost_states(server: str, duration: float) -> Rate:
                 await observer.state_observe(STATE_PATH, counter.hit)
             return await _async_pump(state.changed, counters, duration)
 
-    return asyncio.run(main())
+    return _run(main(), uv)
 
 
 # -- roost's SyncClient -------------------------------------------------------------------------
@@ -458,9 +497,20 @@ def _eshet_sync_states(server: str, duration: float) -> Rate:
 def _kinds() -> list[tuple[str, Workload, Workload, Workload]]:
     kinds: list[tuple[str, Workload, Workload, Workload]] = [
         ("raw sockets (ceiling)", _raw_calls, _raw_events, _raw_states),
+        ("bare asyncio protocol (floor)", _floor_calls, _floor_events, _no_floor),
         ("roost Client", _roost_calls, _roost_events, _roost_states),
         ("roost SyncClient", _sync_calls, _sync_events, _sync_states),
     ]
+    if importlib.util.find_spec("uvloop") is not None:
+        kinds.insert(
+            3,
+            (
+                "roost Client on uvloop",
+                _on_uvloop(_roost_calls),
+                _on_uvloop(_roost_events),
+                _on_uvloop(_roost_states),
+            ),
+        )
     if importlib.util.find_spec("roost.eshet") is not None:
         kinds += [
             (
@@ -514,6 +564,9 @@ def run(quick: bool = False) -> None:
             for table, index in ((wall, 0), (cpu, 1)):
                 cells: list[str] = []
                 for value, top in zip(rates, ceiling, strict=True):
+                    if math.isnan(value[index]):  # a workload the row does not run
+                        cells += ["-", "-"]
+                        continue
                     cells += [format_rate(value[index]), f"{value[index] / top[index]:.2f}x"]
                 table.add(name, *cells)
         wall.print()

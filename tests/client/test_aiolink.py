@@ -11,7 +11,8 @@ import pytest
 from roost.broker.run import loop_factory
 from roost.client import Client
 from roost.client.aiolink import AsyncioLink
-from roost.errors import Disconnected
+from roost.errors import Disconnected, RemoteError
+from roost.protocol import messages as m
 from tests.conftest import BrokerThread
 
 WAIT = 5.0
@@ -59,3 +60,64 @@ def test_link_on_each_asyncio_loop(broker_thread: BrokerThread, loop: str) -> No
     with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
         seen = runner.run(_tour(broker_thread.address))
     assert seen == [[1, "two"], "ding", 3, "again"]
+
+
+class _Unhashable:
+    """A callable object that cannot be a dict key."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __call__(self, value: Any) -> Any:
+        return ["object", value]
+
+
+async def _owner_callbacks(address: str) -> list[Any]:
+    """Each kind of owner callback, called twice (the second call takes remembered checks)."""
+
+    async def coroutine_function(value: Any) -> Any:
+        await asyncio.sleep(0)
+        return ["async", value]
+
+    async def later(value: Any) -> Any:
+        return ["awaitable", value]
+
+    def returns_awaitable(value: Any) -> Any:  # a plain function whose result is awaited
+        return later(value)
+
+    def fails(value: Any) -> Any:
+        raise ValueError(f"no {value}")
+
+    seen: list[Any] = []
+    async with Client(server=address) as owner, Client(server=address) as user:
+        await owner.action_register("/object", _Unhashable())
+        await owner.action_register("/async", coroutine_function)
+        await owner.action_register("/awaitable", returns_awaitable)
+        await owner.action_register("/fails", fails)
+        for _ in range(2):
+            for path in ("/object", "/async", "/awaitable"):
+                seen.append(await user.action_call(path, 1))
+            with pytest.raises(RemoteError) as caught:
+                await user.action_call("/fails", 2)
+            seen.append(caught.value.value)
+    return seen
+
+
+def test_owner_callbacks_of_every_kind(broker_thread: BrokerThread) -> None:
+    seen = asyncio.run(_owner_callbacks(broker_thread.address))
+    assert seen == [["object", 1], ["async", 1], ["awaitable", 1], "no 2"] * 2
+
+
+async def _failing_hook(address: str) -> None:
+    def hook(_: Any) -> None:
+        raise RuntimeError("the hook failed")
+
+    async with Client(server=address) as client:
+        with pytest.raises(RuntimeError, match="the hook failed"):
+            await asyncio.wait_for(client._request(m.Ping, on_reply=hook), WAIT)
+
+
+def test_a_failing_reply_hook_fails_its_request(broker_thread: BrokerThread) -> None:
+    asyncio.run(_failing_hook(broker_thread.address))  # raised, not left waiting

@@ -6,8 +6,9 @@ Rules of this module:
 - Frames go to ``transport.write`` as they are queued: asyncio writes at once when the socket
   takes them and buffers the rest, so frames still leave in order and sending never awaits.
 - ``data_received`` handles the bytes where they arrive, in the loop's callback (marked as
-  running asyncio for sniffio and anyio); reply waiters are plain asyncio futures, so a reply
-  wakes its requester in the next loop iteration.
+  running asyncio for sniffio and anyio); a request awaits a plain asyncio future whose result
+  is the reply, so a reply wakes its requester in the next loop iteration. Replies and the
+  common pushes are told apart by type, inline; the rest goes through ``_dispatch``.
 - Everything else (protocol state, ids, waiters, closing rules) is :class:`Link`'s.
 """
 
@@ -19,12 +20,12 @@ import socket
 from collections.abc import Callable
 from contextvars import ContextVar
 from time import monotonic
-from typing import cast
+from typing import Any, cast
 
 import anyio.abc
 
-from roost.client.link import Link, OnMessage, OnReply, Waiter
-from roost.errors import Disconnected, RoostError
+from roost.client.link import REPLIES, REPLY_CODES, Link, OnMessage, OnReply, Waiter
+from roost.errors import Disconnected, InvalidValue, RoostError
 from roost.protocol import messages as m
 
 __all__ = ("AsyncioLink", "connect_asyncio")
@@ -34,6 +35,10 @@ try:  # anyio detects the running library through sniffio when it is installed
     from sniffio import current_async_library_cvar as _LIBRARY
 except ImportError:  # without it, anyio asks asyncio for the running loop, which works here
     _LIBRARY = None
+
+
+#: A request waiting for its reply: its future, its send time, its ``on_reply`` hook.
+_Pending = tuple["asyncio.Future[m.Message]", float, "OnReply | None"]
 
 
 class _FutureWaiter(Waiter):
@@ -62,6 +67,9 @@ class AsyncioLink(Link, asyncio.Protocol):
         self._setup(on_message)
         self._loop = loop
         self._transport: asyncio.Transport | None = None
+        #: Requests waiting for their reply, by id: the future the requester awaits (the reply
+        #: is its result), the send time and the ``on_reply`` hook.
+        self._pending: dict[int, _Pending] = {}
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -74,13 +82,22 @@ class AsyncioLink(Link, asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
-        if self.closed.is_set():
+        if not self._open:
             return
         # Loop callbacks run outside any task, where sniffio (and anyio through it) cannot
         # tell which library runs: say it, so that callbacks and task spawns in here work.
         token = _LIBRARY.set("asyncio") if _LIBRARY is not None else None
         try:
-            self.feed(data)
+            pending = self._pending
+            for msg in self.conn.receive_data(data):
+                if isinstance(msg, (m.ReplyOk, m.ReplyError)):  # the common reply, inline
+                    entry = pending.pop(msg.id, None)
+                    if entry is not None:
+                        self._settle(entry, msg)
+                elif isinstance(msg, (m.EventNotify, m.ActionCall)):  # the common push
+                    self.on_message(msg)
+                else:
+                    self._dispatch(msg)
         except Exception as exc:
             self.close(exc)
         finally:
@@ -106,34 +123,73 @@ class AsyncioLink(Link, asyncio.Protocol):
     async def request(
         self, make: Callable[[int], m.Message], on_reply: OnReply | None = None
     ) -> m.Message:
-        """As :meth:`Link.request`, awaiting the reply's future directly (one coroutine less
-        per request on the hottest path)."""
-        if self.closed.is_set():
+        """As :meth:`Link.request`, written out for asyncio: the frame goes to the transport
+        from the calling task, and the task awaits a bare future that the reply resolves (no
+        coroutine, waiter object or event in between)."""
+        if not self._open:
             raise Disconnected(self._why())
         conn = self.conn
         rid = conn.allocate_id()
         if rid is None:
             raise RoostError("too many requests waiting for replies")
-        msg = make(rid)
-        now = monotonic()
-        waiter = _FutureWaiter(self._loop, now, on_reply)
-        data = conn.send(msg)
+        data = conn.send(make(rid))
         assert self._transport is not None
         self._transport.write(data)
-        self.last_send = now
-        waiters = self._waiters
-        waiters[rid] = waiter
+        self.last_send = now = monotonic()
+        future: asyncio.Future[m.Message] = self._loop.create_future()
+        entry = (future, now, on_reply)
+        pending = self._pending
+        pending[rid] = entry
         try:
-            await waiter.future
-        finally:
-            if waiters.get(rid) is waiter:
-                del waiters[rid]
+            return await future
+        except BaseException:
+            if pending.get(rid) is entry:  # given up (cancelled): a late reply is dropped
+                del pending[rid]
                 conn.forget_id(rid)
-        reply = waiter.reply
+            raise
+
+    def _settle(self, entry: _Pending, reply: m.Message | BaseException) -> None:
+        """Deliver a reply (or the error replacing it) to the request waiting in ``entry``."""
+        future, sent_at, on_reply = entry
+        self.last_answered_send = max(self.last_answered_send, sent_at)
         if isinstance(reply, BaseException):
-            raise reply
-        assert reply is not None
-        return reply
+            if not future.done():
+                future.set_exception(reply)
+            return
+        if on_reply is not None:
+            try:
+                on_reply(reply)
+            except BaseException as exc:  # the requester fails with it; the link closes on it
+                if not future.done():
+                    future.set_exception(exc)
+                raise
+        if not future.done():  # a cancelled requester's future is done already
+            future.set_result(reply)
+
+    def _dispatch(self, msg: m.Message | m.BadValue) -> None:
+        if isinstance(msg, REPLIES):
+            entry = self._pending.pop(msg.id, None)
+            if entry is not None:
+                self._settle(entry, msg)
+        elif isinstance(msg, m.BadValue) and msg.code in REPLY_CODES:
+            entry = self._pending.pop(msg.id, None)
+            if entry is not None:
+                self._settle(entry, InvalidValue(f"reply with an invalid value: {msg.reason}"))
+        else:
+            super()._dispatch(msg)  # the hello reply, and every push
+
+    def close(self, error: BaseException | None = None) -> None:
+        if not self._open:
+            return
+        pending, self._pending = self._pending, {}
+        super().close(error)
+        exc = Disconnected(self._why())
+        for future, _, _ in pending.values():
+            if not future.done():
+                future.set_exception(exc)
+
+    def statistics(self) -> dict[str, Any]:
+        return {"waiting": len(self._pending) + len(self._waiters)}
 
     def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Nothing to start: the transport delivers bytes to :meth:`data_received`."""

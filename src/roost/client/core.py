@@ -41,7 +41,7 @@ from roost.client.config import (
     parse_server,
     resolve_path,
 )
-from roost.client.inbound import serve_request
+from roost.client.inbound import PLAIN_RESULTS, serve_request
 from roost.client.keepalive import keepalive_interval, local_deadline
 from roost.client.leases import Lease, LeaseBook
 from roost.client.link import Link
@@ -494,7 +494,8 @@ class ClientCore:
         self._job_running = True
         try:
             result = fn(value)
-            if inspect.isawaitable(result):  # its turn is not over: the dispatcher awaits it
+            # its turn is not over while an awaitable result runs: the dispatcher awaits it
+            if type(result) not in PLAIN_RESULTS and inspect.isawaitable(result):
                 self._notify(_await, result)
         except Exception:
             log.exception("a roost callback raised")

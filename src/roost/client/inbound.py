@@ -13,6 +13,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -132,16 +133,33 @@ def _setter(regs: Registrations, path: Any, value: Any, token: Any) -> _Target:
     return setter, (value,), kwargs
 
 
+#: Result types that are never awaitable: most callbacks return one, and
+#: ``inspect.isawaitable`` asks an abstract base class.
+PLAIN_RESULTS: frozenset[type] = frozenset(
+    {type(None), bool, int, float, str, bytes, list, dict, tuple}
+)
+
+_remembered_coroutine_check = functools.lru_cache(maxsize=1024)(inspect.iscoroutinefunction)
+
+
+def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
+    """``inspect.iscoroutinefunction``, remembered per callback (it is asked on every request)."""
+    try:
+        return _remembered_coroutine_check(fn)
+    except TypeError:  # an unhashable callable
+        return inspect.iscoroutinefunction(fn)
+
+
 def serve_request(link: Link, tg: anyio.abc.TaskGroup, regs: Registrations, msg: m.Message) -> None:
     """Answer one request the broker forwarded to this owner (called in the reader)."""
     rid: int = msg.id  # type: ignore[union-attr]
     try:
         fn, args, kwargs = resolve(regs, msg)
-        if inspect.iscoroutinefunction(fn):
+        if _is_coroutine_function(fn):
             tg.start_soon(_finish, link, rid, fn(*args, **kwargs))
             return
         result = fn(*args, **kwargs)
-        if inspect.isawaitable(result):
+        if type(result) not in PLAIN_RESULTS and inspect.isawaitable(result):
             tg.start_soon(_finish, link, rid, result)
             return
         reply: m.ReplyOk | m.ReplyError = ok_reply(rid, result)

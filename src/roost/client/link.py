@@ -28,13 +28,14 @@ from roost.errors import Disconnected, InvalidValue, RoostError
 from roost.protocol import messages as m
 from roost.protocol.connection import Connection, Role
 
-__all__ = ("Link", "OnMessage", "OnReply", "Waiter")
+__all__ = ("REPLIES", "REPLY_CODES", "Link", "OnMessage", "OnReply", "Waiter")
 
 log = logging.getLogger("roost.client")
 
 OnMessage = Callable[[m.Message | m.BadValue], None]
 
-_REPLIES = (
+#: The message types that answer a request (matched to their waiter by id).
+REPLIES = (
     m.ReplyOk,
     m.ReplyError,
     m.ReplyStateKnown,
@@ -42,7 +43,8 @@ _REPLIES = (
     m.ReplyStateTKnown,
     m.ReplyStateTUnknown,
 )
-_REPLY_CODES = frozenset(cls.code for cls in _REPLIES)
+#: Their type codes (a reply with an invalid value arrives as a ``BadValue`` of one of them).
+REPLY_CODES = frozenset(cls.code for cls in REPLIES)
 _READ_SIZE = 65536
 
 
@@ -97,6 +99,8 @@ class Link:
         self.last_answered_send = now
         #: Set once the link is dead.
         self.closed = anyio.Event()
+        #: False once the link is dead (the same as ``closed``, as a plain flag for hot paths).
+        self._open = True
         #: Why the link died (``None`` while alive or after a local close).
         self.error: BaseException | None = None
         self.scope: anyio.CancelScope | None = None
@@ -104,7 +108,7 @@ class Link:
     @property
     def alive(self) -> bool:
         """False once the link died or was closed."""
-        return not self.closed.is_set()
+        return self._open
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -115,7 +119,7 @@ class Link:
             LocalProtocolError: the message does not fit in a frame or may not be sent.
         """
         data = self.conn.send(msg)
-        if self.closed.is_set():
+        if not self._open:
             return
         self._write(data)
         self.last_send = monotonic()
@@ -146,7 +150,7 @@ class Link:
 
         On cancellation the id is forgotten, so a late reply is dropped and the id can be reused.
         """
-        if self.closed.is_set():
+        if not self._open:
             raise Disconnected(self._why())
         rid = self.conn.allocate_id()
         if rid is None:
@@ -173,7 +177,7 @@ class Link:
         Raises:
             Disconnected: the link died first.
         """
-        if self.closed.is_set():
+        if not self._open:
             raise Disconnected(self._why())
         waiter = self._hello = self._waiter(monotonic())
         self.send_nowait(msg)
@@ -228,7 +232,7 @@ class Link:
             self._dispatch(msg)
 
     def _dispatch(self, msg: m.Message | m.BadValue) -> None:
-        if isinstance(msg, _REPLIES) or (isinstance(msg, m.BadValue) and msg.code in _REPLY_CODES):
+        if isinstance(msg, REPLIES) or (isinstance(msg, m.BadValue) and msg.code in REPLY_CODES):
             waiter = self._waiters.pop(msg.id, None)
             if waiter is None:
                 return  # the requester gave up (timeout or cancel)
@@ -257,8 +261,9 @@ class Link:
 
         Idempotent; the first ``error`` is kept as the reason.
         """
-        if self.closed.is_set():
+        if not self._open:
             return
+        self._open = False
         self.error = error
         self.closed.set()
         self._end_writing()

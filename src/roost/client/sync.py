@@ -29,6 +29,7 @@ from roost.client.client import Client
 from roost.client.config import TimeoutConfig
 from roost.client.lease_verbs import LeaseRef
 from roost.client.leases import Lease, LeaseWallet
+from roost.client.loops import new_loop
 from roost.client.reconnect import Backoff
 from roost.client.streams import Subscription
 from roost.errors import ConnectionClosed
@@ -209,7 +210,8 @@ class SyncClient:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __enter__(self) -> Self:
-        portal_cm = anyio.from_thread.start_blocking_portal(self._backend)
+        options = {"loop_factory": new_loop} if self._backend == "asyncio" else None
+        portal_cm = anyio.from_thread.start_blocking_portal(self._backend, options)
         portal = portal_cm.__enter__()
         try:
             client = portal.call(lambda: Client(**self._options))

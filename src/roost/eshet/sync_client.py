@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from queue import Queue
 from typing import Any, ClassVar, TypeVar
 
+from roost.client.loops import new_loop
 from roost.eshet.client import Client, ConnectedFlag
 from roost.protocol.messages import Unknown
 
@@ -89,7 +90,7 @@ class SyncClient:
     StateWrapper: ClassVar[type[SyncStateWrapper]] = SyncStateWrapper
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_loop()
         self.thread = threading.Thread(
             target=self._run_loop, name="roost.eshet SyncClient", daemon=True
         )
