@@ -190,7 +190,7 @@ class Router:
         self._unbind(session)
         remove = self.tree.remove
         for node in session.listening:
-            del node.listeners[session]
+            node.drop_listener(session)
             if node.owner is None and not node.listeners and not node.internal:
                 remove(node)
         if self.subtrees.count:

@@ -43,9 +43,8 @@ _PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)+")
 _LS_PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)*/[A-Za-z0-9_]*")
 
 
-#: Shared by every node until its first listener (most nodes never get one); never mutated:
-#: :meth:`Node.add_listener` gives a node a dict of its own.
-_NO_LISTENERS: dict[Any, None] = {}
+#: The listeners of a node nobody listens to (most nodes never get one).
+_NO_LISTENERS: tuple[Any, ...] = ()
 
 #: The connection type that owns and listens (the broker's ``Session``); the tree only keeps it.
 Owner = TypeVar("Owner", bound=Hashable)
@@ -66,8 +65,9 @@ class Node(Generic[Owner]):
 
     ``owner`` is the owning session or ``None``; ``internal`` marks nodes the broker owns itself
     (protocol.md §15). ``value`` is the raw msgpack bytes of a known state, ``None`` when unknown.
-    ``path_head`` caches ``path\\0`` and ``note_head`` the notification head, so fan-out frames
-    are built by concatenation only.
+    ``path_head`` (``path\\0``) and ``note_head`` (the notification head) are made on first use
+    and then kept, so fan-out frames are built by concatenation only while a node that never
+    carries a message costs no bytes for them.
     ``guard`` is reserved for the lease layer (the resource guarding calls and sets, or ``None``).
     ``watchers`` are the sessions whose subtree subscriptions match this node, computed when
     the node is created and again when such a subscription starts or ends (never per message).
@@ -96,22 +96,49 @@ class Node(Generic[Owner]):
         self.name = name
         self.owner: Owner | None = None
         self.internal = False
-        #: Listeners (events) or observers (states), in subscription order; add them only
-        #: through :meth:`add_listener`.
-        self.listeners: dict[Owner, None] = _NO_LISTENERS
+        #: Listeners (events) or observers (states), in subscription order: an empty tuple,
+        #: the one listener's own 1-tuple (shared by every node it alone listens to), or a
+        #: dict; change them only through :meth:`add_listener` and :meth:`drop_listener`.
+        self.listeners: tuple[Owner, ...] | dict[Owner, None] = _NO_LISTENERS
         self.value: bytes | None = None
         self.last_update = now
-        self.path_head = path.encode("latin-1") + b"\0"
-        #: Type byte and path of this node's notifications (0x33 for events, 0x44 for states).
-        self.note_head = (b"\x44" if kind == STATE else b"\x33") + self.path_head
         self.guard: Any = None
         self.watchers: tuple[Owner, ...] = ()
 
-    def add_listener(self, owner: Owner) -> None:
-        """Add ``owner`` to the listeners (a no-op if it is one already)."""
-        if self.listeners is _NO_LISTENERS:
-            self.listeners = {}
-        self.listeners[owner] = None
+    #: The path and a NUL byte, made on first use (see :meth:`__getattr__`).
+    path_head: bytes
+    #: Type byte and path of this node's notifications (0x33 for events, 0x44 for states), made
+    #: on first use.
+    note_head: bytes
+
+    def __getattr__(self, name: str) -> bytes:
+        # Only called while a slot is still unset: fill it, so later reads are plain slot reads.
+        if name == "path_head":
+            head = self.path_head = self.path.encode("latin-1") + b"\0"
+            return head
+        if name == "note_head":
+            head = self.note_head = (b"\x44" if self.kind == STATE else b"\x33") + self.path_head
+            return head
+        raise AttributeError(name)
+
+    def add_listener(self, owner: Owner, alone: tuple[Owner]) -> None:
+        """Add ``owner`` to the listeners (a no-op if it is one already). ``alone`` is
+        ``(owner,)``, one tuple per owner, kept while ``owner`` is the only listener."""
+        listeners = self.listeners
+        if not listeners:
+            self.listeners = alone
+        elif owner not in listeners:
+            if isinstance(listeners, tuple):
+                listeners = self.listeners = dict.fromkeys(listeners)
+            listeners[owner] = None
+
+    def drop_listener(self, owner: Owner) -> None:
+        """Remove ``owner`` from the listeners (a no-op if it is none)."""
+        listeners = self.listeners
+        if isinstance(listeners, dict):
+            listeners.pop(owner, None)
+        elif owner in listeners:
+            self.listeners = _NO_LISTENERS
 
     def __repr__(self) -> str:
         return f"<Node {self.kind} {self.path}>"
