@@ -157,15 +157,59 @@ def entry_size(name: str, kind: str) -> int:
 
 class Dir(Generic[Owner]):
     """An implicit directory: children by segment name, and ``listed``, the summed
-    :func:`entry_size` of its children (kind ``dir`` for directories)."""
+    :func:`entry_size` of its children (kind ``dir`` for directories).
 
-    __slots__ = ("children", "listed", "name", "parent")
+    Most directories hold one child (every segment of a deep path is one), so a lone child is
+    kept in place of a dict (its name is its key); a dict is made for the second child.
+    Change the children only through :meth:`put` and :meth:`pop`.
+    """
+
+    __slots__ = ("_kids", "listed", "name", "parent")
 
     def __init__(self, parent: Dir[Owner] | None, name: str) -> None:
         self.parent = parent
         self.name = name
-        self.children: dict[str, Dir[Owner] | Node[Owner]] = {}
+        self._kids: Dir[Owner] | Node[Owner] | dict[str, Dir[Owner] | Node[Owner]] | None = None
         self.listed = 0
+
+    @property
+    def children(self) -> dict[str, Dir[Owner] | Node[Owner]]:
+        """The children by name (a new dict unless there are two or more: read only)."""
+        kids = self._kids
+        if isinstance(kids, dict):
+            return kids
+        return {} if kids is None else {kids.name: kids}
+
+    def get(self, name: str) -> Dir[Owner] | Node[Owner] | None:
+        """The child called ``name``, or ``None``."""
+        kids = self._kids
+        if isinstance(kids, dict):
+            return kids.get(name)
+        if kids is not None and kids.name == name:
+            return kids
+        return None
+
+    def put(self, child: Dir[Owner] | Node[Owner]) -> None:
+        """Add ``child`` under its name (which no child has yet)."""
+        kids = self._kids
+        if kids is None:
+            self._kids = child
+        elif isinstance(kids, dict):
+            kids[child.name] = child
+        else:
+            self._kids = {kids.name: kids, child.name: child}
+
+    def pop(self, name: str) -> bool:
+        """Remove the child called ``name``; True if the directory is then empty."""
+        kids = self._kids
+        if isinstance(kids, dict):
+            del kids[name]
+            if len(kids) > 1:
+                return False
+            self._kids = next(iter(kids.values()), None)
+            return self._kids is None
+        self._kids = None
+        return True
 
 
 class Tree(Generic[Owner]):
@@ -220,7 +264,7 @@ class Tree(Generic[Owner]):
         current: Dir[Owner] = self.root
         last = len(segments) - 1
         for index, segment in enumerate(segments):
-            child = current.children.get(segment)
+            child = current.get(segment)
             if child is None:
                 return "path_not_found" if index < last else None
             if isinstance(child, Node):
@@ -266,17 +310,17 @@ class Tree(Generic[Owner]):
         current = self.root
         made = 1
         for segment in segments[:-1]:
-            child = current.children.get(segment)
+            child = current.get(segment)
             if child is None:
                 child = Dir[Owner](current, segment)
-                current.children[segment] = child
+                current.put(child)
                 current.listed += entry_size(segment, "dir")
                 made += 1
             assert isinstance(child, Dir)
             current = child
         name = segments[-1]
         node = Node[Owner](path, kind, current, name, now)
-        current.children[name] = node
+        current.put(node)
         current.listed += entry_size(name, kind)
         self.entries += made
         self.created = made
@@ -294,10 +338,10 @@ class Tree(Generic[Owner]):
         name = node.name
         kind = node.kind
         while parent is not None:
-            del parent.children[name]
+            empty = parent.pop(name)
             parent.listed -= entry_size(name, kind)
             self.entries -= 1
-            if parent.children or parent.parent is None:
+            if not empty or parent.parent is None:
                 break
             name = parent.name
             kind = "dir"
