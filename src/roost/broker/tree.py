@@ -16,7 +16,7 @@ Rules of this module:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Final, Generic, TypeVar
 
 __all__ = (
@@ -153,6 +153,10 @@ def _str_size(text: str) -> int:
 def entry_size(name: str, kind: str) -> int:
     """Bytes of one ``/meta/ls`` entry ``[name, kind]`` as msgpack."""
     return 1 + _str_size(name) + _str_size(kind)
+
+
+#: The encoded size of each node kind as a msgpack str.
+_KIND_SIZE: Final = {kind: _str_size(kind) for kind in KINDS}
 
 
 class Dir(Generic[Owner]):
@@ -331,18 +335,36 @@ class Tree(Generic[Owner]):
 
     def remove(self, node: Node[Owner]) -> None:
         """Remove ``node`` and every directory it leaves empty. Removing twice is harmless."""
-        if self.nodes.get(node.path) is not node:
-            return
-        del self.nodes[node.path]
-        parent: Dir[Owner] | None = node.parent
-        name = node.name
-        kind = node.kind
-        while parent is not None:
-            empty = parent.pop(name)
-            parent.listed -= entry_size(name, kind)
-            self.entries -= 1
-            if not empty or parent.parent is None:
-                break
-            name = parent.name
-            kind = "dir"
-            parent = parent.parent
+        self.remove_all((node,))
+
+    def remove_all(self, nodes: Iterable[Node[Owner]]) -> None:
+        """:meth:`remove` each of ``nodes`` (one call for a closing connection's nodes)."""
+        by_path = self.nodes
+        removed = 0
+        for node in nodes:
+            path = node.path
+            if by_path.get(path) is not node:
+                continue
+            del by_path[path]
+            parent: Dir[Owner] | None = node.parent
+            name = node.name
+            # entry_size(name, kind), inlined: this loop is a close's whole cost.
+            size = len(name)
+            size += _KIND_SIZE[node.kind] + (
+                2 if size < 32 else 3 if size < 256 else 4 if size < 0x10000 else 6
+            )
+            while parent is not None:
+                kids = parent._kids
+                if type(kids) is dict and len(kids) > 2:  # the common case, inlined
+                    del kids[name]
+                    empty = False
+                else:
+                    empty = parent.pop(name)
+                parent.listed -= size
+                removed += 1
+                if not empty or parent.parent is None:
+                    break
+                name = parent.name
+                size = entry_size(name, "dir")
+                parent = parent.parent
+        self.entries -= removed
