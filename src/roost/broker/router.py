@@ -477,9 +477,12 @@ class Router:
         """Emit ``value`` on the broker-owned event ``path`` (created or adopted if needed).
 
         Raises:
-            ValueError: ``path`` is taken by something else, or the value does not fit a frame.
+            ValueError: ``path`` is taken by something else, or the value does not fit a frame
+                (found out only when somebody listens).
         """
         node = states.internal_node(self.tree, path, EVENT, now)
+        if not node.listeners and not node.watchers:
+            return  # nobody hears it: no frame built
         data = frames.notify(node.note_head, value.raw)
         if len(data) - 3 > frames.MAX_PAYLOAD:
             raise ValueError(f"event value for {path} does not fit in a frame")

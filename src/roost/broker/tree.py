@@ -316,14 +316,15 @@ class Tree(Generic[Owner]):
         for segment in segments[:-1]:
             child = current.get(segment)
             if child is None:
-                child = Dir[Owner](current, segment)
+                # Not Dir[Owner](...): calling a subscripted generic costs a typing call.
+                child = Dir(current, segment)
                 current.put(child)
                 current.listed += entry_size(segment, "dir")
                 made += 1
             assert isinstance(child, Dir)
             current = child
         name = segments[-1]
-        node = Node[Owner](path, kind, current, name, now)
+        node: Node[Owner] = Node(path, kind, current, name, now)
         current.put(node)
         current.listed += entry_size(name, kind)
         self.entries += made
