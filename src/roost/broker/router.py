@@ -188,24 +188,26 @@ class Router:
         session.out_size = 0
         self.sessions.pop(session, None)
         self._unbind(session)
-        remove = self.tree.remove
+        gone: list[Node[Session]] = []  # removed from the tree in one call
         for node in session.listening:
-            del node.listeners[session]
+            node.drop_listener(session)
             if node.owner is None and not node.listeners and not node.internal:
-                remove(node)
+                gone.append(node)
         if self.subtrees.count:
             self.subtrees.drop_session(session)
         for node in session.owned:
             node.owner = None
             node.guard = None
-            if node.kind is ACTION or node.kind is PROP:
-                remove(node)
+            kind = node.kind
+            if kind is ACTION or kind is PROP:
+                gone.append(node)
                 continue
-            if node.kind is STATE and node.value is not None:
+            if kind is STATE and node.value is not None:
                 node.value = None
                 states.notify_unknown(node)
             if not node.listeners:
-                remove(node)
+                gone.append(node)
+        self.tree.remove_all(gone)
         for requester, rid, _code in session.pending.values():
             if not requester.closed:
                 requester.push(frames.err(rid, "client_exited"))
@@ -475,9 +477,12 @@ class Router:
         """Emit ``value`` on the broker-owned event ``path`` (created or adopted if needed).
 
         Raises:
-            ValueError: ``path`` is taken by something else, or the value does not fit a frame.
+            ValueError: ``path`` is taken by something else, or the value does not fit a frame
+                (found out only when somebody listens).
         """
         node = states.internal_node(self.tree, path, EVENT, now)
+        if not node.listeners and not node.watchers:
+            return  # nobody hears it: no frame built
         data = frames.notify(node.note_head, value.raw)
         if len(data) - 3 > frames.MAX_PAYLOAD:
             raise ValueError(f"event value for {path} does not fit in a frame")

@@ -10,9 +10,11 @@ Rules of this module:
   ``slow_consumer`` as soon as it is safe to).
 - ``pending`` maps broker-chosen request ids on this connection to the requester waiting for
   the owner's reply, so cleanup can answer every one of them with ``client_exited``.
-- ``owned``, ``listening`` and ``pending`` start as one shared empty dict (most connections
-  never use some of them, and an idle connection should cost little memory); add to them only
-  through ``own``, ``listen`` and ``expect``, and reset them with ``forget_all``.
+- ``owned`` and ``listening`` start as one shared empty tuple and ``pending`` as one shared
+  empty dict (most connections never use some of them, and an idle connection should cost
+  little memory); add to them only through ``own``, ``listen`` and ``expect``, and reset them
+  with ``forget_all``. ``owned`` and ``listening`` are lists (a pointer per entry): the tree
+  keeps each node once in them, and only a close walks them.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ __all__ = ("Pending", "Session")
 Pending = tuple["Session", int, int]
 
 # Shared by every session until its first registration, subscription or forwarded request.
-# Never mutated: Session.own/listen/expect replace it with a dict of the session's own.
+# Never mutated: Session.own/listen/expect replace them with a list or dict of the session's own.
 _NONE: dict[Any, Any] = {}
+_NO_NODES: tuple[Node[Session], ...] = ()
 
 
 class Session:
@@ -51,6 +54,7 @@ class Session:
         "_on_overflow",
         "_wake",
         "accepting",
+        "alone",
         "backlog",
         "client_id",
         "client_key",
@@ -114,9 +118,12 @@ class Session:
         self.close_reason: str | None = None
         #: True once the connection sent any extension message (protocol.md E1).
         self.opted_in = False
-        #: Nodes this connection owns, and the event/state nodes it listens to or observes.
-        self.owned: dict[Node[Session], None] = _NONE
-        self.listening: dict[Node[Session], None] = _NONE
+        #: Nodes this connection owns, and the event/state nodes it listens to or observes
+        #: (each once).
+        self.owned: list[Node[Session]] | tuple[Node[Session], ...] = _NO_NODES
+        self.listening: list[Node[Session]] | tuple[Node[Session], ...] = _NO_NODES
+        #: ``(self,)``: the listeners of every node this connection alone listens to.
+        self.alone = (self,)
         #: Requests forwarded to this connection as owner, by broker-chosen id.
         self.pending: dict[int, Pending] = _NONE
         #: Messages received on this connection (counted by the server once per chunk).
@@ -143,16 +150,22 @@ class Session:
             self._on_overflow(self)
 
     def own(self, node: Node[Session]) -> None:
-        """Record that this connection owns ``node``."""
-        if self.owned is _NONE:
-            self.owned = {}
-        self.owned[node] = None
+        """Record that this connection owns ``node`` (once per node)."""
+        owned = self.owned
+        if isinstance(owned, tuple):
+            owned = self.owned = []
+        owned.append(node)
 
     def listen(self, node: Node[Session]) -> None:
-        """Record that this connection listens to or observes ``node``."""
-        if self.listening is _NONE:
-            self.listening = {}
-        self.listening[node] = None
+        """Add this connection to the listeners of ``node`` and record it (no-op if it is one
+        already)."""
+        if self in node.listeners:
+            return
+        node.add_listener(self, self.alone)
+        listening = self.listening
+        if isinstance(listening, tuple):
+            listening = self.listening = []
+        listening.append(node)
 
     def expect(self, rid: int, entry: Pending) -> None:
         """Record a request forwarded to this connection under broker-chosen id ``rid``."""
@@ -162,7 +175,8 @@ class Session:
 
     def forget_all(self) -> None:
         """Drop every node and request reference (after cleanup)."""
-        self.owned = self.listening = self.pending = _NONE
+        self.owned = self.listening = _NO_NODES
+        self.pending = _NONE
 
     def take_output(self) -> bytes:
         """Return and clear everything queued (one bytes object for one write)."""

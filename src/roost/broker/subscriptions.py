@@ -167,7 +167,6 @@ def subscribe(
     elif node.kind != kind:
         session.push(frames.err(rid, "path_already_exists"))
         return None
-    node.add_listener(session)
     session.listen(node)
     return node
 

@@ -16,7 +16,7 @@ Rules of this module:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Final, Generic, TypeVar
 
 __all__ = (
@@ -43,9 +43,8 @@ _PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)+")
 _LS_PATH_RE: Final = re.compile(r"(/[A-Za-z0-9_]+)*/[A-Za-z0-9_]*")
 
 
-#: Shared by every node until its first listener (most nodes never get one); never mutated:
-#: :meth:`Node.add_listener` gives a node a dict of its own.
-_NO_LISTENERS: dict[Any, None] = {}
+#: The listeners of a node nobody listens to (most nodes never get one).
+_NO_LISTENERS: tuple[Any, ...] = ()
 
 #: The connection type that owns and listens (the broker's ``Session``); the tree only keeps it.
 Owner = TypeVar("Owner", bound=Hashable)
@@ -66,8 +65,9 @@ class Node(Generic[Owner]):
 
     ``owner`` is the owning session or ``None``; ``internal`` marks nodes the broker owns itself
     (protocol.md §15). ``value`` is the raw msgpack bytes of a known state, ``None`` when unknown.
-    ``path_head`` caches ``path\\0`` and ``note_head`` the notification head, so fan-out frames
-    are built by concatenation only.
+    ``path_head`` (``path\\0``) and ``note_head`` (the notification head) are made on first use
+    and then kept, so fan-out frames are built by concatenation only while a node that never
+    carries a message costs no bytes for them.
     ``guard`` is reserved for the lease layer (the resource guarding calls and sets, or ``None``).
     ``watchers`` are the sessions whose subtree subscriptions match this node, computed when
     the node is created and again when such a subscription starts or ends (never per message).
@@ -96,22 +96,49 @@ class Node(Generic[Owner]):
         self.name = name
         self.owner: Owner | None = None
         self.internal = False
-        #: Listeners (events) or observers (states), in subscription order; add them only
-        #: through :meth:`add_listener`.
-        self.listeners: dict[Owner, None] = _NO_LISTENERS
+        #: Listeners (events) or observers (states), in subscription order: an empty tuple,
+        #: the one listener's own 1-tuple (shared by every node it alone listens to), or a
+        #: dict; change them only through :meth:`add_listener` and :meth:`drop_listener`.
+        self.listeners: tuple[Owner, ...] | dict[Owner, None] = _NO_LISTENERS
         self.value: bytes | None = None
         self.last_update = now
-        self.path_head = path.encode("latin-1") + b"\0"
-        #: Type byte and path of this node's notifications (0x33 for events, 0x44 for states).
-        self.note_head = (b"\x44" if kind == STATE else b"\x33") + self.path_head
         self.guard: Any = None
         self.watchers: tuple[Owner, ...] = ()
 
-    def add_listener(self, owner: Owner) -> None:
-        """Add ``owner`` to the listeners (a no-op if it is one already)."""
-        if self.listeners is _NO_LISTENERS:
-            self.listeners = {}
-        self.listeners[owner] = None
+    #: The path and a NUL byte, made on first use (see :meth:`__getattr__`).
+    path_head: bytes
+    #: Type byte and path of this node's notifications (0x33 for events, 0x44 for states), made
+    #: on first use.
+    note_head: bytes
+
+    def __getattr__(self, name: str) -> bytes:
+        # Only called while a slot is still unset: fill it, so later reads are plain slot reads.
+        if name == "path_head":
+            head = self.path_head = self.path.encode("latin-1") + b"\0"
+            return head
+        if name == "note_head":
+            head = self.note_head = (b"\x44" if self.kind == STATE else b"\x33") + self.path_head
+            return head
+        raise AttributeError(name)
+
+    def add_listener(self, owner: Owner, alone: tuple[Owner]) -> None:
+        """Add ``owner`` to the listeners (a no-op if it is one already). ``alone`` is
+        ``(owner,)``, one tuple per owner, kept while ``owner`` is the only listener."""
+        listeners = self.listeners
+        if not listeners:
+            self.listeners = alone
+        elif owner not in listeners:
+            if isinstance(listeners, tuple):
+                listeners = self.listeners = dict.fromkeys(listeners)
+            listeners[owner] = None
+
+    def drop_listener(self, owner: Owner) -> None:
+        """Remove ``owner`` from the listeners (a no-op if it is none)."""
+        listeners = self.listeners
+        if isinstance(listeners, dict):
+            listeners.pop(owner, None)
+        elif owner in listeners:
+            self.listeners = _NO_LISTENERS
 
     def __repr__(self) -> str:
         return f"<Node {self.kind} {self.path}>"
@@ -128,17 +155,65 @@ def entry_size(name: str, kind: str) -> int:
     return 1 + _str_size(name) + _str_size(kind)
 
 
+#: The encoded size of each node kind as a msgpack str.
+_KIND_SIZE: Final = {kind: _str_size(kind) for kind in KINDS}
+
+
 class Dir(Generic[Owner]):
     """An implicit directory: children by segment name, and ``listed``, the summed
-    :func:`entry_size` of its children (kind ``dir`` for directories)."""
+    :func:`entry_size` of its children (kind ``dir`` for directories).
 
-    __slots__ = ("children", "listed", "name", "parent")
+    Most directories hold one child (every segment of a deep path is one), so a lone child is
+    kept in place of a dict (its name is its key); a dict is made for the second child.
+    Change the children only through :meth:`put` and :meth:`pop`.
+    """
+
+    __slots__ = ("_kids", "listed", "name", "parent")
 
     def __init__(self, parent: Dir[Owner] | None, name: str) -> None:
         self.parent = parent
         self.name = name
-        self.children: dict[str, Dir[Owner] | Node[Owner]] = {}
+        self._kids: Dir[Owner] | Node[Owner] | dict[str, Dir[Owner] | Node[Owner]] | None = None
         self.listed = 0
+
+    @property
+    def children(self) -> dict[str, Dir[Owner] | Node[Owner]]:
+        """The children by name (a new dict unless there are two or more: read only)."""
+        kids = self._kids
+        if isinstance(kids, dict):
+            return kids
+        return {} if kids is None else {kids.name: kids}
+
+    def get(self, name: str) -> Dir[Owner] | Node[Owner] | None:
+        """The child called ``name``, or ``None``."""
+        kids = self._kids
+        if isinstance(kids, dict):
+            return kids.get(name)
+        if kids is not None and kids.name == name:
+            return kids
+        return None
+
+    def put(self, child: Dir[Owner] | Node[Owner]) -> None:
+        """Add ``child`` under its name (which no child has yet)."""
+        kids = self._kids
+        if kids is None:
+            self._kids = child
+        elif isinstance(kids, dict):
+            kids[child.name] = child
+        else:
+            self._kids = {kids.name: kids, child.name: child}
+
+    def pop(self, name: str) -> bool:
+        """Remove the child called ``name``; True if the directory is then empty."""
+        kids = self._kids
+        if isinstance(kids, dict):
+            del kids[name]
+            if len(kids) > 1:
+                return False
+            self._kids = next(iter(kids.values()), None)
+            return self._kids is None
+        self._kids = None
+        return True
 
 
 class Tree(Generic[Owner]):
@@ -193,7 +268,7 @@ class Tree(Generic[Owner]):
         current: Dir[Owner] = self.root
         last = len(segments) - 1
         for index, segment in enumerate(segments):
-            child = current.children.get(segment)
+            child = current.get(segment)
             if child is None:
                 return "path_not_found" if index < last else None
             if isinstance(child, Node):
@@ -239,17 +314,18 @@ class Tree(Generic[Owner]):
         current = self.root
         made = 1
         for segment in segments[:-1]:
-            child = current.children.get(segment)
+            child = current.get(segment)
             if child is None:
-                child = Dir[Owner](current, segment)
-                current.children[segment] = child
+                # Not Dir[Owner](...): calling a subscripted generic costs a typing call.
+                child = Dir(current, segment)
+                current.put(child)
                 current.listed += entry_size(segment, "dir")
                 made += 1
             assert isinstance(child, Dir)
             current = child
         name = segments[-1]
-        node = Node[Owner](path, kind, current, name, now)
-        current.children[name] = node
+        node: Node[Owner] = Node(path, kind, current, name, now)
+        current.put(node)
         current.listed += entry_size(name, kind)
         self.entries += made
         self.created = made
@@ -260,18 +336,36 @@ class Tree(Generic[Owner]):
 
     def remove(self, node: Node[Owner]) -> None:
         """Remove ``node`` and every directory it leaves empty. Removing twice is harmless."""
-        if self.nodes.get(node.path) is not node:
-            return
-        del self.nodes[node.path]
-        parent: Dir[Owner] | None = node.parent
-        name = node.name
-        kind = node.kind
-        while parent is not None:
-            del parent.children[name]
-            parent.listed -= entry_size(name, kind)
-            self.entries -= 1
-            if parent.children or parent.parent is None:
-                break
-            name = parent.name
-            kind = "dir"
-            parent = parent.parent
+        self.remove_all((node,))
+
+    def remove_all(self, nodes: Iterable[Node[Owner]]) -> None:
+        """:meth:`remove` each of ``nodes`` (one call for a closing connection's nodes)."""
+        by_path = self.nodes
+        removed = 0
+        for node in nodes:
+            path = node.path
+            if by_path.get(path) is not node:
+                continue
+            del by_path[path]
+            parent: Dir[Owner] | None = node.parent
+            name = node.name
+            # entry_size(name, kind), inlined: this loop is a close's whole cost.
+            size = len(name)
+            size += _KIND_SIZE[node.kind] + (
+                2 if size < 32 else 3 if size < 256 else 4 if size < 0x10000 else 6
+            )
+            while parent is not None:
+                kids = parent._kids
+                if type(kids) is dict and len(kids) > 2:  # the common case, inlined
+                    del kids[name]
+                    empty = False
+                else:
+                    empty = parent.pop(name)
+                parent.listed -= size
+                removed += 1
+                if not empty or parent.parent is None:
+                    break
+                name = parent.name
+                size = entry_size(name, "dir")
+                parent = parent.parent
+        self.entries -= removed

@@ -231,6 +231,8 @@ class LeaseLayer:
                 tree.remove(node)
 
     def _audit(self, record: dict[str, Any]) -> None:
+        if not self._files and not audit_log.isEnabledFor(logging.INFO):
+            return  # nobody reads it: no copy made
         safe = json_safe(record)
         reason = safe.get("reason")
         audit_log.info(
