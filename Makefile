@@ -29,6 +29,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy --strict src tests
+	$(BIN)/mypy --strict benchmarks
 
 test: lint
 	$(BIN)/python -m pytest

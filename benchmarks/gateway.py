@@ -230,7 +230,7 @@ def run(quick: bool = False) -> None:
     web = _GatewayServer(loop, "--http")
     dashboard = _Dashboard(web.http_port)
     rounds = 2 if quick else 4
-    best: dict[tuple[str, str], float] = {}
+    best: dict[tuple[str, ...], float] = {}
     try:
         pair = (("off", plain), ("on", web))
         for index in range(rounds):
@@ -275,11 +275,11 @@ def run(quick: bool = False) -> None:
         rate, per_cpu = asyncio.run(_ws_fanout(web, clients, 1.0 if quick else 3.0))
     finally:
         web.close()
-    fan = Table(
+    ws_table = Table(
         "websocket fan-out (JSON forms, 32 B str)", ["listeners", "deliveries/s", "per CPU-s"]
     )
-    fan.add(clients, format_rate(rate), format_rate(per_cpu))
-    fan.print()
+    ws_table.add(clients, format_rate(rate), format_rate(per_cpu))
+    ws_table.print()
 
 
 if __name__ == "__main__":
