@@ -30,6 +30,7 @@ SUITES: tuple[str, ...] = (
     "stalls",
     "soak",
     "fuzz",
+    "access",
 )
 
 

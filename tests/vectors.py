@@ -128,10 +128,19 @@ EXTENSION_VECTORS: tuple[Vector, ...] = (
     _v("subtree_changed", f"47 00 0d 7d {_P} {_V}", m.SubtreeChanged("/path", VALUE)),
     _v("subtree_unknown", f"47 00 07 7e {_P}", m.SubtreeUnknown("/path")),
     _v("subtree_snapshot", f"47 00 0f 7f 00 2a {_P} {_V}", m.SubtreeSnapshot(42, "/path", VALUE)),
+    _v("auth_login", f"47 00 15 70 00 2a {_B}", m.AuthLogin(42, BODY)),
+    _v("auth_reload", f"47 00 15 71 00 2a {_B}", m.AuthReload(42, BODY)),
+    _v("auth_delegate", f"47 00 15 72 00 2a {_B}", m.AuthDelegate(42, BODY)),
+    _v("access_changed", f"47 00 13 74 {_B}", m.AccessChanged(BODY)),
 )
 
-#: The literal byte examples of protocol.md §4.5, §5 and E3, as printed there.
+#: The literal byte examples of protocol.md §4.5, §5, E3 and E12, as printed there.
 SPEC_EXAMPLES: tuple[Vector, ...] = (
+    _v(
+        "auth_login id 1",
+        "47 00 16 70 00 01 82 a4 75 73 65 72 a1 61 a8 70 61 73 73 77 6f 72 64 a1 62",
+        m.AuthLogin(1, Value.of({"user": "a", "password": "b"})),
+    ),
     _v("ping id 7", "47 00 03 09 00 07", m.Ping(7)),
     _v("ping answer", "47 00 04 05 00 07 c0", m.ReplyOk(7, Value(_hex("c0")))),
     _v(

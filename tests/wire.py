@@ -11,6 +11,7 @@ It does no role or id checking of its own, so tests see exactly what the broker 
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections import deque
 from types import TracebackType
 from typing import Any, TypeVar
@@ -66,10 +67,17 @@ class Wire:
         self._next_id = 0
 
     @classmethod
-    async def connect(cls, port: int, host: str = "127.0.0.1") -> Wire:
-        """Open a TCP connection (no hello)."""
+    async def connect(
+        cls, port: int, host: str = "127.0.0.1", *, ssl_context: ssl.SSLContext | None = None
+    ) -> Wire:
+        """Open a TCP connection, or TLS with ``ssl_context`` (no hello)."""
         with anyio.fail_after(DEFAULT_TIMEOUT):
-            stream = await anyio.connect_tcp(host, port)
+            if ssl_context is None:
+                stream: Any = await anyio.connect_tcp(host, port)
+            else:
+                stream = await anyio.connect_tcp(
+                    host, port, ssl_context=ssl_context, tls_standard_compatible=False
+                )
         return cls(stream)
 
     async def __aenter__(self) -> Wire:
@@ -114,7 +122,7 @@ class Wire:
         """Read one chunk into the inbox; False at EOF."""
         try:
             data = await self.stream.receive(65536)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionResetError):
+        except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionResetError, ssl.SSLError):
             self.eof = True
             return False
         for payload in self.decoder.feed(data):
@@ -180,6 +188,11 @@ class Wire:
             await self.recv_as(m.ServerHello)
             self.client_id = cid
         return self.client_id
+
+    async def login(self, user: str, password: str) -> Any:
+        """Send ``auth_login``; return the reply message."""
+        body = Value.of({"user": user, "password": password})
+        return await self.request(m.AuthLogin(self.next_id(), body))
 
     async def call_ok(self, msg: m.Message) -> None:
         """Send a request that must be answered ``ok nil``."""

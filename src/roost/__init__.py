@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from roost._version import __version__
 from roost.errors import (
     AlreadyClaimed,
+    AuthUnsupported,
     ConfigError,
     ConnectFailed,
     ConnectionClosed,
@@ -28,6 +29,7 @@ from roost.errors import (
     LeasesUnsupported,
     LeaseWaitTimeout,
     LocalProtocolError,
+    LoginFailed,
     NoLease,
     NoMatch,
     NoneFree,
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "AlreadyClaimed",
+    "AuthUnsupported",
     "Backoff",
     "Broker",
     "Client",
@@ -92,6 +95,7 @@ __all__ = (
     "LeaseWallet",
     "LeasesUnsupported",
     "LocalProtocolError",
+    "LoginFailed",
     "NoLease",
     "NoMatch",
     "NoneFree",

@@ -23,7 +23,9 @@
     ├── ConfigError               a broker configuration file or setting cannot be used
     │                             (also a ValueError; names the file, line and key)
     ├── SubtreeUnsupported        the broker does not offer subtree subscriptions
-    └── StoreError                the broker's store file cannot be read or written (names it)
+    ├── StoreError                the broker's store file cannot be read or written (names it)
+    └── LoginFailed               the broker refused the login (wrong user or password...)
+        └── AuthUnsupported       the broker does not offer logins (no auth extension)
 
 Local misuse and remote garbage live on separate branches: a ``ProtocolError`` always means the
 peer sent something wrong, a ``LocalProtocolError`` always means this process did.
@@ -35,6 +37,7 @@ from typing import Any
 
 __all__ = (
     "AlreadyClaimed",
+    "AuthUnsupported",
     "ConfigError",
     "ConnectFailed",
     "ConnectionClosed",
@@ -50,6 +53,7 @@ __all__ = (
     "LeaseWaitTimeout",
     "LeasesUnsupported",
     "LocalProtocolError",
+    "LoginFailed",
     "NoLease",
     "NoMatch",
     "NoneFree",
@@ -363,6 +367,16 @@ def lost_text(reason: str, by: dict[str, Any] | None, why: str | None) -> str:
 
 class LeasesUnsupported(RoostError):
     """The broker does not offer the lease extension (a plain ESHET server)."""
+
+
+class LoginFailed(RoostError):
+    """The broker refused this client's login: wrong user name or password, password login not
+    allowed on that listener, or a login required and none given. Not retried."""
+
+
+class AuthUnsupported(LoginFailed):
+    """A user was given, but the broker does not offer logins (a plain ESHET server, or a
+    roost broker without the auth extension). Not retried."""
 
 
 _BY_STATUS: dict[str, type[LeaseError]] = {

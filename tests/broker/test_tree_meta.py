@@ -191,7 +191,7 @@ async def test_meta_broker(broker_thread: BrokerThread) -> None:
     info = {
         "name": "roost",
         "version": roost.__version__,
-        "extensions": {"lease": 1, "subtree": 1, "locks": 1, "pools": 1},
+        "extensions": {"lease": 1, "subtree": 1, "locks": 1, "pools": 1, "auth": 1},
     }
     async with await connect(broker_thread.port) as a:
         assert await a.request(m.Get(1, "/meta/broker")) == ok(1, info)

@@ -8,6 +8,8 @@
 - :mod:`roost.broker.hooks`: what the router asks of the I/O layer.
 - :mod:`roost.broker.server`: the only I/O (asyncio Protocols, one flush per loop iteration).
 - :mod:`roost.broker.run`: ``serve()``, logging set-up and signal handling.
+- :mod:`roost.broker.listeners`: where the broker listens (plain or TLS) and who may connect.
+- :mod:`roost.broker.auth`: users, logins and access rules.
 """
 
 from roost.broker.run import serve

@@ -23,10 +23,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from roost.broker.auth.settings import parse_acl, parse_groups, parse_users, parse_users_file
 from roost.broker.leases.config import LeaseConfigError, parse_lease_config
 from roost.broker.leases.lockroutes import parse_locks_section
 from roost.broker.leases.poolroutes import parse_pools_section
 from roost.broker.limits import parse_limits
+from roost.broker.listeners import parse_listeners
 from roost.broker.storefile import parse_store_section
 from roost.errors import ConfigError
 
@@ -183,6 +185,11 @@ SECTIONS: dict[str, Callable[[object, Where], Any]] = {
     "locks": parse_locks_section,
     "pools": parse_pools_section,
     "limits": parse_limits,
+    "listener": parse_listeners,
+    "users": parse_users,
+    "users_file": parse_users_file,
+    "groups": parse_groups,
+    "acl": parse_acl,
 }
 
 

@@ -29,6 +29,7 @@ import resource
 import socket
 import time
 from collections.abc import Callable
+from ssl import SSLContext
 from typing import Any, Final
 
 from roost.broker.limits import Limits
@@ -290,6 +291,8 @@ class Acceptor:
         factory: makes the protocol of an accepted connection.
         count: how many connections are open now.
         limits: ``max_connections`` and ``accept_backoff``.
+        ssl: the TLS context of a TLS listener (a failed handshake is logged like any failed
+            connection set-up).
     """
 
     def __init__(
@@ -299,8 +302,11 @@ class Acceptor:
         factory: Callable[[], asyncio.BaseProtocol],
         count: Callable[[], int],
         limits: Limits,
+        *,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.loop = loop
+        self._ssl = ssl
         self.sock = sock
         self._factory = factory
         self._count = count
@@ -366,7 +372,7 @@ class Acceptor:
 
     async def _connect(self, conn: socket.socket) -> None:
         try:
-            await self.loop.connect_accepted_socket(self._factory, conn)
+            await self.loop.connect_accepted_socket(self._factory, conn, ssl=self._ssl)
         except asyncio.CancelledError:
             conn.close()
             raise

@@ -25,7 +25,7 @@ __all__ = ("CLIENTS_INTERVAL", "EXTENSIONS", "Meta", "broker_info", "ls_size")
 
 #: What ``/meta/broker`` announces (protocol.md E1): leases, subtree subscriptions, durable
 #: locks and resource pools, each in version 1.
-EXTENSIONS: Final = {"lease": 1, "subtree": 1, "locks": 1, "pools": 1}
+EXTENSIONS: Final = {"lease": 1, "subtree": 1, "locks": 1, "pools": 1, "auth": 1}
 #: Minimum spacing of /meta/clients notifications under churn, in seconds.
 CLIENTS_INTERVAL: Final = 0.1
 #: The largest encoded /meta/clients value (an observe_t reply adds 7 bytes of header).
@@ -74,7 +74,8 @@ class Meta:
     # -- /meta/ls ------------------------------------------------------------------------------
 
     def call(self, session: Session, msg: m.ActionCall, node: Node[Session], now: float) -> None:
-        """Answer a call to a broker-owned action (``/meta/ls``)."""
+        """Answer a call to a broker-owned action (``/meta/ls``); a user under access rules sees
+        only what it has some permission on (or below)."""
         args = msg.args.obj
         if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], str)):
             session.push(frames.err(msg.id, "bad_args"))
@@ -89,6 +90,10 @@ class Meta:
         if isinstance(found, str):
             session.push(frames.err(msg.id, found))
             return
+        grants = session.grants
+        if grants is not None and not grants.sees(path):
+            session.push(frames.err(msg.id, "path_not_found"))
+            return
         if isinstance(found, Node):
             session.push(frames.reply(0x05, msg.id, pack(found.kind)))
             return
@@ -96,10 +101,12 @@ class Meta:
             # Known from the directory's running size: no listing is built to find it out.
             session.push(frames.err(msg.id, "value_too_large"))
             return
+        base = "" if path == "/" else path
         entries = [
             [name, "dir" if isinstance(child, Dir) else child.kind]
             for name, child in sorted(found.children.items())
-            if child is not self.clients_node or self._clients_listed
+            if (child is not self.clients_node or self._clients_listed)
+            and (grants is None or grants.sees(f"{base}/{name}"))
         ]
         session.push(frames.reply(0x05, msg.id, pack(["dir", entries])))
 

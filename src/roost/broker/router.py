@@ -18,8 +18,9 @@ Rules of this module:
 - State owner updates, observes and ``publish_state`` live in :mod:`roost.broker.states`,
   plain functions bound into the dispatch table; they follow these rules too.
 - Extension hook points: ``handle_extension``, ``hello_hooks``, ``disconnect_hooks``,
-  ``leases_held``, ``Node.guard``, ``publish_state`` / ``publish_event``, ``store_set``, and
-  ``subtrees.permit`` (what a subtree subscription may see, decided when it is made).
+  ``leases_held``, ``Node.guard``, ``publish_state`` / ``publish_event``, ``store_set``,
+  ``subtrees.permit`` (what a subtree subscription may see, decided when it is made) and ``gate``
+  (access: permissions are ``session.grants``, checked where a request is handled).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from functools import partial
 from typing import Any
 
 from roost.broker import frames, meta, states, subscriptions
+from roost.broker.auth.gate import Gate, denied
 from roost.broker.hooks import ServerHooks
 from roost.broker.limits import Limits
 from roost.broker.session import Session
@@ -105,6 +107,8 @@ class Router:
         #: Stored values (``roost.broker.store``): takes a ``set`` of a path without an owner
         #: and returns ``True`` if it answered it.
         self.store_set: Callable[[Session, m.Set, Node[Session] | None, float], bool] | None = None
+        #: Admission, logins and refusals (roost.broker.auth.access installs the real one).
+        self.gate = Gate()
         self.meta = meta.Meta(self, now)
         self._dispatch: dict[type, Callable[[Session, Any, float], None]] = {
             m.Ping: self._ping,
@@ -122,6 +126,8 @@ class Router:
             m.StateUnknown: partial(states.unknown, self),
             m.StateObserve: partial(states.observe, self),
             m.StateObserveT: partial(states.observe, self),
+            # Late-bound: the access layer replaces the gate after the router exists.
+            **dict.fromkeys(m.AUTH_REQUESTS, lambda s, msg, now: self.gate.handle(s, msg, now)),  # noqa: PLW0108
         }
         self._dispatch.update(subscriptions.register_handlers(self))
         for cls in _EXTENSION_REQUESTS:
@@ -130,7 +136,7 @@ class Router:
         self._before_hello: dict[type, Callable[[Session, Any, float], None]] = dict.fromkeys(
             self._dispatch, self._unregistered
         )
-        always: tuple[type, ...] = (m.Ping, m.Hello, m.HelloId, m.ReplyOk, m.ReplyError, m.BadValue)
+        always = (m.Ping, m.Hello, m.HelloId, m.ReplyOk, m.ReplyError, m.BadValue, *m.AUTH_REQUESTS)
         for kind in always:
             self._before_hello[kind] = self._dispatch[kind]
         #: The busiest requests by type byte, handled from their parts (id, path, value bytes)
@@ -244,6 +250,8 @@ class Router:
         self.meta.clients_changed(now)
 
     def _hello(self, session: Session, msg: m.Hello, now: float) -> None:
+        if not self.gate.admit(session, now):
+            return
         self._unbind(session)
         self._id_counter += 1
         raw = pack(f"{self._id_prefix}-{self._id_counter}")
@@ -252,9 +260,14 @@ class Router:
         self._after_hello(session, now)
 
     def _hello_id(self, session: Session, msg: m.HelloId, now: float) -> None:
+        if not self.gate.admit(session, now):
+            return
         key = _id_key(msg.client_id)
         if key != session.client_key:
             other = self._by_key.get(key)
+            if other is not None and not self.gate.may_take_over(session, other):
+                self.disconnect(session, "forbidden: client id held by another user", now)
+                return
             if other is not None:
                 # Takeover: the old connection is gone, with every effect, before the reply.
                 self.disconnect(other, "takeover", now)
@@ -264,6 +277,10 @@ class Router:
         self._after_hello(session, now)
 
     # -- generic requests ----------------------------------------------------------------------
+
+    def _denied(self, session: Session, permission: str, path: str, rid: int) -> bool:
+        """True (after the ``forbidden`` reply) if ``session`` may not do this."""
+        return denied(self.gate, session, permission, path, rid)
 
     def _unexpected(self, session: Session, msg: Any, now: float) -> None:
         self.disconnect(session, f"protocol_error: unexpected {type(msg).__name__}", now)
@@ -383,6 +400,14 @@ class Router:
         self, session: Session, rid: int, path: str, raw: bytes, now: float
     ) -> None:
         """``action_call`` from its parts (``raw``: the validated args bytes)."""
+        # A decision made before is one dict lookup, with no call (the busiest request).
+        g = session.grants
+        if (
+            g is not None
+            and not g.decided["call"].get(path)
+            and self._denied(session, "call", path, rid)
+        ):
+            return
         node = self._lookup(session, rid, path)
         if node is None:
             return
@@ -398,6 +423,8 @@ class Router:
                 self.guarded(session, msg, node, now)
 
     def _get(self, session: Session, msg: m.Get, now: float) -> None:
+        if session.grants is not None and self._denied(session, "get", msg.path, msg.id):
+            return
         node = self._lookup(session, msg.id, msg.path)
         if node is None:
             return
@@ -415,6 +442,8 @@ class Router:
             session.push(frames.err(msg.id, "path_is_wrong_type"))
 
     def _set(self, session: Session, msg: m.Set, now: float) -> None:
+        if session.grants is not None and self._denied(session, "set", msg.path, msg.id):
+            return
         store_set = self.store_set
         if store_set is not None:
             found = self.tree.nodes.get(msg.path)
@@ -447,8 +476,16 @@ class Router:
         self.event_emit_raw(session, msg.id, msg.path, msg.value.raw, now)
 
     def event_emit_raw(self, session: Session, rid: int, path: str, raw: bytes, now: float) -> None:
-        """``event_emit`` from its parts (``raw``: the validated value bytes)."""
+        """``event_emit`` from its parts (``raw``: the validated value bytes). An event's owner
+        needs no ``emit`` permission for it."""
         node = self.tree.nodes.get(path)
+        if (
+            (g := session.grants) is not None
+            and (node is None or node.owner is not session)
+            and not g.decided["emit"].get(path)
+            and self._denied(session, "emit", path, rid)
+        ):
+            return
         if node is None:
             self._lookup(session, rid, path)
             return

@@ -144,9 +144,11 @@ async def _run(broker: Broker) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
-    def reload() -> None:  # SIGHUP: read the pool inventory again
+    def reload() -> None:  # SIGHUP: read the pool inventory, users and access rules again
         if broker.extras is not None:
             broker.extras.reload_pools(loop.time())
+        if broker.auth.reload is not None:
+            _reload(broker)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     try:
@@ -157,6 +159,14 @@ async def _run(broker: Broker) -> None:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+
+
+def _reload(broker: Broker) -> None:
+    """SIGHUP: re-read users and access rules; a failure keeps the old ones and is logged."""
+    try:
+        broker.reload()
+    except Exception as exc:
+        logging.getLogger("roost.broker").error("reload failed, nothing changed: %s", exc)
 
 
 def serve(

@@ -33,11 +33,16 @@ from typing import Any, Final, cast
 import anyio
 import anyio.abc
 
+from roost.broker.auth.access import Access, install_access
+from roost.broker.auth.checker import PasswordChecker
+from roost.broker.auth.settings import AuthSettings
+from roost.broker.auth.web import figures_guard
 from roost.broker.gateway import Gateway
-from roost.broker.guard import Acceptor, Deadlines, bind_sockets, peer_gone
+from roost.broker.guard import Acceptor, Deadlines, peer_gone
 from roost.broker.leases import install_leases
 from roost.broker.leases.extras import Extras, LockSettings, PoolSettings, install_extras
 from roost.broker.limits import Limits
+from roost.broker.listeners import Listener, check_exposure, peer_user, start_listeners
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.broker.store import Store, install_store
@@ -191,11 +196,14 @@ def _client_repr(session: Session) -> str:
 class _ConnectionProtocol(asyncio.Protocol):
     """One client connection: bytes in, router calls, nothing else."""
 
-    __slots__ = ("clock", "idle", "later", "router", "session")
+    __slots__ = ("clock", "idle", "later", "listener", "router", "session")
 
-    def __init__(self, broker: Broker, clock: Callable[[], float], idle: Deadlines) -> None:
+    def __init__(
+        self, broker: Broker, clock: Callable[[], float], idle: Deadlines, listener: Listener
+    ) -> None:
         self.router = broker.router
         self.idle = idle
+        self.listener = listener
         #: Payloads still to route after a chunk ran over its time budget (reading paused).
         self.later: list[bytes] | None = None
         #: The loop's ``time``: the clock the idle timers compare against.
@@ -217,9 +225,17 @@ class _ConnectionProtocol(asyncio.Protocol):
         peer = _peer_name(transport.get_extra_info("peername"))
         session = self.router.open_session(peer, time.time(), self.clock())
         session.writer = transport
+        session.listener = self.listener
+        if self.listener.client_ca is not None:  # a verified certificate names the user
+            session.user = peer_user(transport) or session.user
         self.session = session
         self.idle.arm(session)  # the hello deadline
-        conn_log.info("connection opened: peer=%s", peer, extra={"peer": peer})
+        conn_log.info(
+            "connection opened: peer=%s user=%s",
+            peer,
+            session.user,
+            extra={"peer": peer, "user": session.user},
+        )
 
     def data_received(self, data: bytes) -> None:
         session = self.session
@@ -329,7 +345,7 @@ class _ConnectionProtocol(asyncio.Protocol):
 
 
 class Broker:
-    """An ESHET-compatible broker listening on one TCP address.
+    """An ESHET-compatible broker listening on one or more addresses, plain or TLS.
 
     Use as ``async with Broker(port=0) as broker:``: entering starts listening (``broker.port``
     is then the bound port); leaving closes the listener and every connection (their cleanup
@@ -347,6 +363,10 @@ class Broker:
         locks: the ``[locks]`` settings (emergency key) of durable keyed locks.
         pools: the ``[pools]`` settings (inventory) of resource pools.
         limits: path, tree, connection and deadline limits (docs/reference/limits.md).
+        listeners: where to listen, plain or TLS (replaces ``host`` and ``port``).
+        auth: users, groups and access rules (default: none, everybody may do everything).
+        allow_anonymous: let listeners on the network that do not say otherwise accept
+            connections without a login (``--allow-anonymous``).
         **options: lease settings: ``state_dir``, ``audit_file``, ``lease_config`` (a TOML
             file or a ``LeaseConfig``), ``resources``, ``ttl_max``, ``max_resources`` and
             ``max_waits`` (these four override the file); checked at :meth:`start`.
@@ -366,6 +386,9 @@ class Broker:
         locks: LockSettings | None = None,
         pools: PoolSettings | None = None,
         limits: Limits | None = None,
+        listeners: tuple[Listener, ...] | list[Listener] | None = None,
+        auth: AuthSettings | None = None,
+        allow_anonymous: bool = False,
         **options: Any,
     ) -> None:
         unknown = set(options) - _LEASE_OPTIONS
@@ -388,6 +411,11 @@ class Broker:
         self.pools = pools
         self.extras: Extras | None = None
         self._key_worker: ThreadPoolExecutor | None = None
+        self.listeners = tuple(listeners) if listeners else (Listener(host, port),)
+        self.auth = auth if auth is not None else AuthSettings()
+        self.allow_anonymous = allow_anonymous
+        self._access: Access | None = None
+        self._checker: PasswordChecker | None = None
         self._server: list[Acceptor] | None = None
         self._hooks: _Hooks | None = None
         self._router: Router | None = None
@@ -417,6 +445,12 @@ class Broker:
         """The accept loops (one per bound address; empty before start)."""
         return list(self._server or ())
 
+    def reload(self) -> tuple[int, int]:
+        """Re-read users and access rules (SIGHUP); see ``Access.reload_now``."""
+        if self._hooks is None or self._access is None:
+            raise RuntimeError("the broker is not started")
+        return self._access.reload_now(self._hooks.loop.time())
+
     @property
     def address(self) -> str:
         """``host:port`` as bound."""
@@ -427,9 +461,17 @@ class Broker:
 
         Raises:
             OSError: the address cannot be bound.
+            ValueError: a listener on the network would be open to everybody
+                (:func:`~roost.broker.listeners.check_exposure`).
         """
         if self._server is not None:
             raise RuntimeError("the broker is already started")
+        auth = self.auth
+        users, rules = bool(auth.users.hashes), bool(auth.rules)
+        for warning in check_exposure(
+            self.listeners, users=users, rules=rules, allow_anonymous=self.allow_anonymous
+        ):
+            log.warning("%s", warning)
         loop = asyncio.get_running_loop()
         self._hooks = hooks = _Hooks(self, loop)
         self._router = router = Router(
@@ -455,34 +497,32 @@ class Broker:
         self.extras = install_extras(
             layer, self.options.get("state_dir"), self.locks, self.pools, loop.time()
         )
-        sockets = await bind_sockets(self.host, self._port)
-        sessions = router.sessions
-        self._server = [
-            Acceptor(
-                loop,
-                sock,
-                lambda: _ConnectionProtocol(self, loop.time, hooks.idle),
-                sessions.__len__,
-                self.limits,
-            )
-            for sock in sockets
-        ]
-        for acceptor in self._server:
-            acceptor.start()
-        log.info(
-            "listening on %s:%d",
-            self.host,
-            self.port,
-            extra={"host": self.host, "port": self.port},
+        self._checker = PasswordChecker(loop)
+        self._access = access = install_access(
+            router, auth, self._checker.submit, allow_anonymous=self.allow_anonymous, leases=layer
         )
+        self._server = await start_listeners(
+            loop,
+            self.listeners,
+            lambda listener: _ConnectionProtocol(self, loop.time, hooks.idle, listener),
+            router.sessions.__len__,
+            self.limits,
+        )
+        self.host = self.listeners[0].host
         if self.http_port is not None:
-            gateway = Gateway(self, self.host, self.http_port)
+            guard = figures_guard(access.grants, self._gateway_listener(), self.allow_anonymous)
+            gateway = Gateway(self, self.host, self.http_port, authenticate=guard)
             try:
                 await gateway.start()
             except BaseException:
                 await self.close()
                 raise
             self.gateway = gateway
+
+    def _gateway_listener(self) -> Listener:
+        """The gateway's pseudo-listener: no logins, anonymous only on loopback or with
+        ``allow_anonymous``, as for any listener."""
+        return Listener(self.host, self.http_port or 0, password_login=False)
 
     def attach(self, transport: Any) -> _ConnectionProtocol:
         """Open a connection on ``transport``, an object with the methods of an asyncio
@@ -493,7 +533,9 @@ class Broker:
         """
         if self._hooks is None:
             raise RuntimeError("the broker is not started")
-        protocol = _ConnectionProtocol(self, self._hooks.loop.time, self._hooks.idle)
+        protocol = _ConnectionProtocol(
+            self, self._hooks.loop.time, self._hooks.idle, self._gateway_listener()
+        )
         protocol.connection_made(transport)
         return protocol
 
@@ -512,6 +554,8 @@ class Broker:
         gateway, self.gateway = self.gateway, None
         if gateway is not None:
             await gateway.close()
+        if self._checker is not None:
+            self._checker.close()
         worker, self._key_worker = self._key_worker, None
         if worker is not None:
             worker.shutdown(wait=False, cancel_futures=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from roost.broker.auth.acl import Grants
 from roost.broker.tree import Node
 from roost.protocol.connection import Connection, Role
 
@@ -63,7 +64,9 @@ class Session:
         "conn",
         "entries",
         "frame_since",
+        "grants",
         "last_received",
+        "listener",
         "listening",
         "max_outbound",
         "opened",
@@ -76,6 +79,7 @@ class Session:
         "received",
         "since",
         "timer",
+        "user",
         "writer",
     )
 
@@ -128,6 +132,12 @@ class Session:
         self.pending: dict[int, Pending] = _NONE
         #: Messages received on this connection (counted by the server once per chunk).
         self.received = 0
+        #: Who this is (``anonymous`` until a login) and what it may do (``None``: everything,
+        #: no access rules); the access layer sets them (roost.broker.auth).
+        self.user = "anonymous"
+        self.grants: Grants | None = None
+        #: Opaque slot for the access layer: the listener the connection came in on.
+        self.listener: Any = None
         #: Opaque slots for the server: its transport and its idle timer state.
         self.writer: Any = None
         self.timer: Any = None

@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any, Final
 
 from roost.broker import frames
+from roost.broker.auth.gate import denied
 from roost.broker.limits import TOO_MANY_REGISTRATIONS
 from roost.broker.session import Session
 from roost.broker.subtree import PatternError, Sub, parse_pattern
@@ -87,7 +88,10 @@ def register(
     router: RouterView, session: Session, rid: int, path: str, now: float, *, kind: str
 ) -> None:
     """Make ``session`` the owner of a new ``kind`` node at ``path`` (or of the ownerless event
-    or state there) and reply ok; otherwise an error reply and nothing changes."""
+    or state there) and reply ok; otherwise an error reply (``forbidden`` without the
+    ``register`` permission) and nothing changes."""
+    if session.grants is not None and denied(router.gate, session, "register", path, rid):
+        return
     if _full(router, session, rid):
         return
     tree = router.tree
@@ -148,8 +152,12 @@ def subscribe(
     router: RouterView, session: Session, rid: int, path: str, now: float, *, kind: str
 ) -> Node[Session] | None:
     """Find or create (ownerless) the event or state at ``path`` and add ``session`` to its
-    listeners; ``None`` after an error reply (bad path, another kind there, or a reserved
-    /meta/leases path), with nothing subscribed. Subscribing twice is harmless."""
+    listeners; ``None`` after an error reply (bad path, another kind there, a reserved
+    /meta/leases path, or ``forbidden`` without ``observe`` / ``listen``), with nothing
+    subscribed. Subscribing twice is harmless."""
+    permission = "observe" if kind is STATE else "listen"
+    if session.grants is not None and denied(router.gate, session, permission, path, rid):
+        return None
     tree = router.tree
     node = tree.nodes.get(path)
     if (node is None or session not in node.listeners) and _full(router, session, rid):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from roost.broker.auth.gate import Gate
 from roost.broker.hooks import ServerHooks
 from roost.broker.session import Session
 from roost.broker.stats import Stats
@@ -46,6 +47,7 @@ class RouterView(Protocol):
     max_per_connection: int
     #: Tree entries one connection's requests may create (``[limits]``).
     max_entries_per_connection: int
+    gate: Gate
 
     @property
     def meta(self) -> MetaView:

@@ -108,10 +108,13 @@ class _Commands(click.Group):
 
     # Command name -> the module defining it under the same name.
     _lazy: ClassVar[dict[str, str]] = {
+        "certgen": "roost.cli.certgen",
         "lease": "roost.cli.lease",
         "leases": "roost.cli.leases",
         "lock": "roost.cli.lock",
         "resources": "roost.cli.resources",
+        "passwd": "roost.cli.admin",
+        "reload": "roost.cli.admin",
         "serve": "roost.cli.serve",
         "top": "roost.cli.top",
     }

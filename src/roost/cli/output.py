@@ -34,6 +34,7 @@ import anyio
 import click
 
 from roost import errors
+from roost.cli import credentials
 from roost.protocol.messages import Unknown
 from roost.protocol.values import pack
 
@@ -93,6 +94,12 @@ class Settings:
     timeout: float = 5.0
     json: bool = False
     verbose: bool = False
+    #: Login and TLS (roost.cli.credentials).
+    user: str | None = None
+    password_file: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @property
     def address(self) -> str:
@@ -126,9 +133,10 @@ def _store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
 def _check_server(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    host, port = split_server(value)
+    scheme, sep, rest = value.partition("://")
+    host, port = split_server(rest if sep and scheme in ("tcp", "tls") else value)
     if not host or port is None or not 0 < port < 65536:
-        raise click.BadParameter(f"{value!r} is not HOST[:PORT]", ctx=ctx, param=param)
+        raise click.BadParameter(f"{value!r} is not [tls://]HOST[:PORT]", ctx=ctx, param=param)
     _store(ctx, param, value)
     return value
 
@@ -195,6 +203,7 @@ def connection_options(func: F) -> F:
             help="Print one JSON object per line.",
         ),
         _verbose,
+        *credentials.options(_store),
     ]
     for option in reversed(options):
         func = option(func)
@@ -340,7 +349,7 @@ def open_client(settings: Settings, **kwargs: Any) -> Client:
     """A client for the broker ``settings`` names; the caller enters it with ``async with``."""
     from roost.client import Client  # noqa: PLC0415 (only client commands pay for it)
 
-    return Client(server=settings.address, **kwargs)
+    return Client(server=credentials.client_options(settings, kwargs), **kwargs)
 
 
 @asynccontextmanager
@@ -475,6 +484,8 @@ def exit_code_for(exc: BaseException, settings: Settings) -> tuple[int, str]:
         return EXIT_REMOTE, f"the broker at {address} does not offer leases"
     if isinstance(exc, errors.SubtreeUnsupported):
         return EXIT_REMOTE, f"the broker at {address} does not offer subtree subscriptions"
+    if isinstance(exc, errors.LoginFailed):
+        return EXIT_CONNECT, f"{address}: {exc}"
     if isinstance(exc, errors.RemoteError):
         value = exc.value
         text = str(exc) if isinstance(exc, errors.LeaseError) else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import traceback
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import click
@@ -42,13 +43,22 @@ def _finite_seconds(
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--host",
+    default=None,
+    help="Address to listen on [default: the file's listeners, else 127.0.0.1].",
+)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=11236,
-    show_default=True,
-    help="TCP port to listen on (0 picks a free one).",
+    default=None,
+    help="TCP port to listen on, 0 picks a free one [default: 11236].",
+)
+@click.option(
+    "--allow-anonymous",
+    is_flag=True,
+    default=False,
+    help="Let connections on a network address skip login (as user anonymous).",
 )
 @click.option(
     "--http-port",
@@ -207,9 +217,10 @@ def _finite_seconds(
 def serve(
     ctx: click.Context,
     *,
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
     http_port: int,
+    allow_anonymous: bool,
     log_level: str,
     log_format: str,
     max_outbound: int,
@@ -239,11 +250,13 @@ def serve(
     """
     # Imported here: client commands never load the broker.
     from roost.broker import serve as run_broker  # noqa: PLC0415
+    from roost.broker.auth.settings import from_sections  # noqa: PLC0415
     from roost.broker.config import BrokerConfig, load_config  # noqa: PLC0415
     from roost.broker.leases.config import load_lease_config  # noqa: PLC0415
     from roost.broker.leases.extras import PoolSettings  # noqa: PLC0415
     from roost.broker.leases.lockroutes import lock_settings  # noqa: PLC0415
     from roost.broker.limits import Limits  # noqa: PLC0415
+    from roost.broker.listeners import Listener  # noqa: PLC0415
     from roost.errors import ConfigError  # noqa: PLC0415
 
     settings = settings_of(ctx)
@@ -267,6 +280,7 @@ def serve(
             frame_timeout=frame_timeout,
             max_idle=max_idle,
         )
+        auth = from_sections(file.get)
     except (ConfigError, ValueError) as exc:
         if settings.verbose:
             traceback.print_exc()
@@ -279,11 +293,22 @@ def serve(
     if store is not None and state_dir is None:
         error("stored values ([store] or --store) need --state-dir")
         return EXIT_USAGE
+    if config_file is not None:
+        path = config_file
+        auth = replace(auth, reload=lambda: from_sections(load_config(path).get))
+    # --host/--port replace the file's listeners with one plain listener.
+    listeners = file.get("listener")
+    if listeners is None or host is not None or port is not None:
+        listeners = (Listener(host or "127.0.0.1", 11236 if port is None else port),)
+    host, port = listeners[0].host, listeners[0].port
     try:
         run_broker(
             host=host,
             port=port,
             http_port=http_port or None,
+            listeners=listeners,
+            auth=auth,
+            allow_anonymous=allow_anonymous,
             log_level=log_level.lower(),
             log_format=log_format,
             max_outbound=max_outbound,

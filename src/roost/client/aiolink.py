@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Callable
 from contextvars import ContextVar
 from time import monotonic
@@ -199,12 +200,23 @@ class AsyncioLink(Link, asyncio.Protocol):
             self._transport.close()
 
     async def _close_socket(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is not None:
+            if transport.get_extra_info("sslcontext") is not None:
+                # A TLS close waits on the peer for loop turns a closing program may not give;
+                # every request has its answer by now, so drop the socket at once.
+                transport.abort()
+            else:
+                transport.close()
 
 
-async def connect_asyncio(host: str, port: int, on_message: OnMessage) -> AsyncioLink:
-    """Connect to ``host:port`` on the running asyncio loop; the link of that connection."""
+async def connect_asyncio(
+    host: str, port: int, on_message: OnMessage, *, ssl_context: ssl.SSLContext | None = None
+) -> AsyncioLink:
+    """Connect to ``host:port`` on the running asyncio loop (TLS with ``ssl_context``); the
+    link of that connection."""
     loop = asyncio.get_running_loop()
-    _, link = await loop.create_connection(lambda: AsyncioLink(loop, on_message), host, port)
+    _, link = await loop.create_connection(
+        lambda: AsyncioLink(loop, on_message), host, port, ssl=ssl_context
+    )
     return link

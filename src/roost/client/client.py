@@ -105,8 +105,8 @@ class Client(LockVerbs, SubtreeVerbs):
 
     Args:
         base: prefix for relative paths (``"/home/"``: ``"lamp"`` means ``"/home/lamp"``).
-        server: ``"host[:port]"``; default ``ROOST_SERVER``, then ``ESHET_SERVER``, then
-            ``"localhost:11236"``.
+        server: ``"host[:port]"``, ``"tcp://host[:port]"`` or ``"tls://host[:port]"``;
+            default ``ROOST_SERVER``, then ``ESHET_SERVER``, then ``"localhost:11236"``.
         client_id: the id to say hello with (any msgpack value); ``None`` lets the broker
             allocate one, which is then reused on every reconnect.
         timeout: ping and server-timeout settings (:class:`TimeoutConfig`).
@@ -120,9 +120,19 @@ class Client(LockVerbs, SubtreeVerbs):
             until ``connect_timeout``; ``False`` makes entering raise ``ConnectFailed`` as soon
             as the first attempt fails (refused, unreachable, unknown host, no hello), as
             command line tools do. Later losses are always retried.
+        user, password: log in as this user (before each hello); ``user`` defaults to
+            ``ROOST_USER``. Without them the connection is ``anonymous`` (or the user its
+            client certificate names).
+        password_file: read the password from the first line of this file (default
+            ``ROOST_PASSWORD_FILE``).
+        ssl_context: the TLS context for a ``tls://`` server (default: the system's trusted
+            CAs); load a client certificate into it for mutual TLS
+            (:func:`roost.client.auth.client_context` makes one).
 
     Raises:
-        ValueError: a malformed ``server``.
+        ValueError: a malformed ``server``, or a password without a user.
+        LoginFailed: (entering) the broker refused the login; ``AuthUnsupported`` if it offers
+            no logins at all.
     """
 
     async def ping(self, *, timeout: float | None = None) -> float:

@@ -23,6 +23,7 @@ import contextlib
 import inspect
 import logging
 import math
+import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -33,6 +34,7 @@ from typing import Any, Self
 import anyio
 import anyio.abc
 
+from roost.client import auth
 from roost.client.aiolink import connect_asyncio
 from roost.client.config import (
     TimeoutConfig,
@@ -53,6 +55,7 @@ from roost.errors import (
     ConnectFailed,
     ConnectionClosed,
     Disconnected,
+    LoginFailed,
     NoLease,
     RemoteError,
     no_lease_reply,
@@ -92,10 +95,17 @@ class ClientCore:
         backoff: Backoff | None = None,
         connect_timeout: float | None = 10.0,
         retry_first_connect: bool = True,
+        user: str | None = None,
+        password: str | None = None,
+        password_file: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.base = normalise_base(base)
         self.server = server if server is not None else default_server()
-        self.host, self.port = parse_server(self.server)
+        tls, address = auth.split_scheme(self.server)
+        self.host, self.port = parse_server(address)
+        self.user, self._password = auth.credentials(user, password, password_file)
+        self.ssl_context = ssl_context or (auth.client_context() if tls else None)
         self.timeout = timeout if timeout is not None else TimeoutConfig()
         self.backoff = backoff if backoff is not None else Backoff()
         self.connect_timeout = connect_timeout
@@ -200,7 +210,9 @@ class ClientCore:
                 await self.wait_for_connection()
         except BaseException as exc:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
-            if isinstance(exc, ConnectionClosed) and isinstance(self._fatal, ConnectFailed):
+            if isinstance(exc, ConnectionClosed) and isinstance(
+                self._fatal, (ConnectFailed, LoginFailed)
+            ):
                 raise self._fatal from self._last_error
             if isinstance(exc, TimeoutError):
                 raise self._connect_failed(self._last_error) from self._last_error
@@ -272,7 +284,8 @@ class ClientCore:
                     attempt = 0
             self._last_error = error
             if not self._ever_connected and not self.retry_first_connect:
-                self._fatal = self._connect_failed(error)
+                login = isinstance(error, LoginFailed)
+                self._fatal = error if login else self._connect_failed(error)
                 self._bump()
                 return
             if not is_retryable(error):
@@ -286,14 +299,15 @@ class ClientCore:
             await anyio.sleep(delay)
 
     async def _connect(self) -> Link:
-        """Open a connection: on asyncio's own transport when running on asyncio (no task
-        hop per frame), else on an anyio stream with a reader and a writer task."""
+        """Open a connection (TLS with ``ssl_context``): on asyncio's own transport when running
+        on asyncio (no task hop per frame), else on an anyio stream with a reader and a writer
+        task."""
+        ctx = self.ssl_context
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            stream = await anyio.connect_tcp(self.host, self.port)
-            return Link(stream, _unrouted)
-        return await connect_asyncio(self.host, self.port, _unrouted)
+            return Link(await auth.open_stream(self.host, self.port, ctx), _unrouted)
+        return await connect_asyncio(self.host, self.port, _unrouted, ssl_context=ctx)
 
     async def _run_link(self, link: Link) -> tuple[BaseException, bool]:
         """Run one connection until it dies; return why, and whether it got to connected."""
@@ -344,6 +358,8 @@ class ClientCore:
             self._subtrees.link_lost()
 
     async def _handshake(self, link: Link) -> None:
+        if self.user is not None and self._password is not None:
+            await auth.login(link, self.user, self._password)
         server_timeout = self.timeout.server_timeout
         if self._client_id is None:
             reply = await link.hello(m.Hello(m.VERSION, server_timeout))
@@ -466,6 +482,8 @@ class ClientCore:
             self._leases.on_push("revoked", msg.body.obj)
         elif isinstance(msg, m.LeaseWaitEnded):
             self._leases.on_push("wait_ended", msg.body.obj)
+        elif isinstance(msg, m.AccessChanged):
+            log.warning("the broker's access rules changed; this client lost: %r", msg.body.obj)
         elif isinstance(msg, m.BadValue):
             if msg.code in (0x11, 0x22, 0x47, 0x68, 0x69):
                 link.send_nowait(m.ReplyError(msg.id, Value.of("invalid_value")))

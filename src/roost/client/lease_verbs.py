@@ -290,6 +290,18 @@ class LeaseVerbs(ClientCore):
         except LeaseError as exc:
             return dict(exc.reply)
 
+    async def lease_delegate(self, lease: LeaseRef, user: str) -> dict[str, Any]:
+        """A sub-lease of a lease this connection holds, for ``user``, made by the broker
+        (``auth_delegate``): under access control guarded nodes accept it from ``user``'s
+        connections while the lease lasts. Returns the sub-lease token.
+
+        Raises:
+            NotHolder: this connection does not hold the lease; another ``LeaseError`` for
+                a token that is no longer valid.
+        """
+        reply = await self._lease_request(m.AuthDelegate, {"token": _token_of(lease), "user": user})
+        return dict(reply["token"])
+
     async def lease_cancel(self, request: Any) -> None:
         """Cancel a queued acquire by its ``request`` id.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -99,6 +100,10 @@ def describe_failure(exc: BaseException) -> str:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"TLS certificate verify failed: {current.verify_message}"
+        if isinstance(current, ssl.SSLError):
+            return f"TLS: {(current.reason or str(current)).lower().replace('_', ' ')}"
         if isinstance(current, OSError) and current.errno:
             # asyncio's own text names the address again; the errno's text is the reason. A
             # resolver error has a negative errno and its own text.

@@ -487,6 +487,11 @@ class SyncClient:
         status: dict[str, Any] = self._run(self.client.lease_validate, _unwrap(lease), resource)
         return status
 
+    def lease_delegate(self, lease: LeaseRef | SyncLease, user: str) -> dict[str, Any]:
+        """Blocking :meth:`Client.lease_delegate` (same arguments, results and errors)."""
+        token: dict[str, Any] = self._run(self.client.lease_delegate, _unwrap(lease), user)
+        return token
+
     def lease_cancel(self, request: Any) -> None:
         """Blocking :meth:`Client.lease_cancel` (same arguments, results and errors)."""
         self._run(self.client.lease_cancel, request)

@@ -256,8 +256,11 @@ _ID_BODY: Final = (
     m.SubtreeListen,
     m.SubtreeObserve,
     m.SubtreeCancel,
+    m.AuthLogin,
+    m.AuthReload,
+    m.AuthDelegate,
 )
-_PUSHES: Final = (m.LeaseGranted, m.LeaseRevoked, m.LeaseWaitEnded)
+_PUSHES: Final = (m.LeaseGranted, m.LeaseRevoked, m.LeaseWaitEnded, m.AccessChanged)
 
 _DECODERS: dict[int, _Decoder] = {
     0x01: _dec_hello,

@@ -1,5 +1,5 @@
-"""Messages of roost's extensions: leases (protocol.md Part II, E3 and E7) and subtree
-subscriptions (E12).
+"""Messages of roost's extensions: leases (protocol.md Part II, E3 and E7), subtree
+subscriptions (E12) and identity and access (E16).
 
 Rules of this module:
 
@@ -22,6 +22,10 @@ from typing import ClassVar
 from roost.protocol.values import Value
 
 __all__ = (
+    "AccessChanged",
+    "AuthDelegate",
+    "AuthLogin",
+    "AuthReload",
     "GuardedCall",
     "GuardedSet",
     "LeaseAcquire",
@@ -300,3 +304,38 @@ class SubtreeSnapshot:
     sub: int
     path: str
     value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class AuthLogin:
+    """C→S extension: log in as a user (before hello)."""
+
+    code: ClassVar[int] = 0x70
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class AuthReload:
+    """C→S extension: re-read users and access rules (admin)."""
+
+    code: ClassVar[int] = 0x71
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class AuthDelegate:
+    """C→S extension: a sub-lease of a held lease for another user."""
+
+    code: ClassVar[int] = 0x72
+    id: int
+    body: Value
+
+
+@dataclass(frozen=True, slots=True)
+class AccessChanged:
+    """S→C extension push: the connection lost access (rules reloaded)."""
+
+    code: ClassVar[int] = 0x74
+    body: Value

@@ -18,6 +18,10 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Final, Literal, TypeAlias, get_args
 
 from roost.protocol.extensions import (
+    AccessChanged,
+    AuthDelegate,
+    AuthLogin,
+    AuthReload,
     GuardedCall,
     GuardedSet,
     LeaseAcquire,
@@ -50,13 +54,18 @@ from roost.protocol.extensions import (
 from roost.protocol.values import Value
 
 __all__ = (
+    "AUTH_REQUESTS",
     "BY_CODE",
     "CLIENT_ONLY",
     "EXTENSION_CODES",
     "SERVER_ONLY",
     "VERSION",
+    "AccessChanged",
     "ActionCall",
     "ActionRegister",
+    "AuthDelegate",
+    "AuthLogin",
+    "AuthReload",
     "BadValue",
     "EventEmit",
     "EventListen",
@@ -490,6 +499,10 @@ Message: TypeAlias = (
     | SubtreeChanged
     | SubtreeUnknown
     | SubtreeSnapshot
+    | AuthLogin
+    | AuthReload
+    | AuthDelegate
+    | AccessChanged
 )
 
 #: Messages that carry a request id and expect a reply.
@@ -532,6 +545,9 @@ Request: TypeAlias = (
     | SubtreeListen
     | SubtreeObserve
     | SubtreeCancel
+    | AuthLogin
+    | AuthReload
+    | AuthDelegate
 )
 
 #: Message class by type byte.
@@ -543,13 +559,16 @@ def _codes(text: str) -> frozenset[int]:
 
 
 #: Type bytes only the broker may send (a client sending one is closed, protocol.md §5, E7).
-SERVER_ONLY: Final = _codes("03 04 07 08 0a 0b 21 22 33 44 45 47 60 61 62 68 69 7c 7d 7e 7f")
+SERVER_ONLY: Final = _codes("03 04 07 08 0a 0b 21 22 33 44 45 47 60 61 62 68 69 74 7c 7d 7e 7f")
 
 #: Type bytes only a client may send (a broker sending one is a protocol error).
 CLIENT_ONLY: Final = _codes(
     "01 02 09 10 20 23 24 30 31 32 40 41 42 43 46 50 51 52 53 54 55 56 57 58 59 5a 5b 5c 5d 5e 5f"
-    " 78 79 7a"
+    " 70 71 72 78 79 7a"
 )
+
+#: The identity and access requests (Part II E16).
+AUTH_REQUESTS: Final = (AuthLogin, AuthReload, AuthDelegate)
 
 #: Type bytes of roost's extension (Part II); never sent to a peer that did not opt in.
 EXTENSION_CODES: Final = frozenset(code for code in BY_CODE if code >= 0x50)

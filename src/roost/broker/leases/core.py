@@ -100,6 +100,11 @@ class TableCore:
         peer_of: Callable[[Hashable], Any] | None = None,
     ) -> None:
         self.epoch = epoch
+        #: A token opens a guarded node only on its holder's connection (set when the broker
+        #: has users or access rules: tokens are published, so they must not be credentials).
+        self.bind_tokens = False
+        #: The user of a connection, for sub-leases delegated to a user (auth_delegate).
+        self.user_of: Callable[[Hashable], str] | None = None
         self._last_seen = last_seen
         self._peer_of = peer_of
         self.ttl_max = ttl_max

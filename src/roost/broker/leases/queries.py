@@ -160,9 +160,14 @@ def guard_decision(
         if not mine:
             return fit_reply({"status": "NO_LEASE", "holders": _holders_of(table, guard)})
         return {"status": "OK", "token": mine[-1].token}
-    status, _, reason = use_status(table, token, guard)
+    status, lease, reason = use_status(table, token, guard)
     if status != "OK":
         return _refusal(table, status, reason, guard)
+    if table.bind_tokens and lease is not None and lease.conn != conn:
+        # Only the holder, or the user a sub-lease was delegated to through the broker.
+        delegate = lease.delegates.get(tuple(token["seq"])) if isinstance(token, dict) else None
+        if delegate is None or table.user_of is None or table.user_of(conn) != delegate:
+            return _refusal(table, "NOT_HOLDER", None, guard)
     return {"status": "OK", "token": token}
 
 

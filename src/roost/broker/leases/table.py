@@ -15,7 +15,7 @@ Rules of this module:
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Final
 
 from roost.broker.leases import queries as q
@@ -44,7 +44,7 @@ from roost.broker.leases.types import (
     Waiter,
 )
 from roost.broker.leases.views import holder_entry, lease_object, shown_entry, waiter_entry
-from roost.protocol.tokens import overlaps, resource_problem, valid_resource
+from roost.protocol.tokens import overlaps, resource_problem, sublease, valid_resource
 
 __all__ = ("DEFAULT_MAX_RESOURCES", "DEFAULT_MAX_WAITS", "DEFAULT_TTL_MAX", "LeaseTable")
 
@@ -159,6 +159,39 @@ class LeaseTable(TableCore):
             self._drop_conn(c, reason, now)
             self._serve(now)
         return None, self._finish()
+
+    def delegate(
+        self, conn: Hashable, token: object, user: str, now: float
+    ) -> tuple[Reply, Effects]:
+        """A sub-lease of the lease ``token`` names for ``user`` (auth_delegate): ``OK`` +
+        ``token`` (``seq`` extended by a number of its own, ``user`` added to
+        ``client_names``), which guarded nodes accept from that user's connections while the
+        lease lasts; or the refusal of :meth:`return_lease` (only the holder delegates)."""
+        now = self._begin(now)
+        reply, lease = q.holder_use(self, conn, token)
+        if lease is not None:
+            sub = sublease(lease.token, user)
+            sub["seq"][-1] = len(lease.delegates) + 1
+            lease.delegates[tuple(sub["seq"])] = user
+            reply = {"status": "OK", "token": sub}
+        return reply, self._finish()
+
+    def revoke(
+        self, conn: Hashable, keep: Callable[[str], bool], reason: str, now: float
+    ) -> tuple[list[str], Effects]:
+        """End every lease of ``conn`` on a resource ``keep`` refuses (access rules changed):
+        the holder is pushed ``lease_revoked`` with ``reason``, the queue is served. Returns
+        the resources of the leases ended."""
+        now = self._begin(now)
+        c = self._conns.get(conn)
+        ended: list[str] = []
+        for lease in list(c.leases.values()) if c is not None else ():
+            if not keep(lease.resource):
+                self._end(lease, reason, now, push=True)
+                ended.append(lease.resource)
+        if ended:
+            self._serve(now)
+        return ended, self._finish()
 
     def shutdown(self, now: float) -> tuple[None, Effects]:
         """Graceful stop: every lease ends ``restart`` and its holder is pushed

@@ -194,6 +194,7 @@ class Lease:
     ttl_due: float | None = None  # the heap entry currently scheduled for the ttl
     entry: dict[str, Any] | None = None  # its holder entry, built once (it never changes)
     entry_size: int = 0  # packed size of ``entry``
+    delegates: dict[tuple[int, ...], str] = field(default_factory=dict)  # sub-lease seq -> user
 
     @property
     def active(self) -> bool:
@@ -274,6 +275,8 @@ class TableView(Protocol):
     max_leases: int
     forgotten_floor: int
     wall_offset: float
+    bind_tokens: bool
+    user_of: Callable[[Hashable], str] | None
     _records: dict[str, Record]
     _conns: dict[Hashable, ConnState]
     _below: dict[str, set[str]]
