@@ -8,9 +8,11 @@ Rules of this module:
   timer re-checks a connection when its earliest deadline comes due (§12).
 - A connection's deadlines: its hello (``hello_timeout`` from the accept), its idle timeout
   (``timeout_s`` of its hello; ``max_idle`` when that was 0), and the frame it started
-  (``frame_timeout``). Each closes the connection with its own logged reason. The gateway's
-  in-process links have no socket of ours: the hello deadline and ``max_idle`` leave them alone
-  (the gateway's own session says hello with timeout 0 and must outlive quiet hours).
+  (``frame_timeout``). Each closes the connection with its own logged reason. The hello
+  deadline and ``max_idle`` apply to connections with a socket: the listener's and the
+  gateway's websockets (whose links report their TCP socket). The gateway's own in-process
+  session has none and is left alone (it says hello with timeout 0 and must outlive quiet
+  hours).
 - Accepting never raises and never spins: out of descriptors (EMFILE/ENFILE), accepting pauses
   for ``accept_backoff`` seconds and one line per minute says so, with the limit and the
   ``ulimit -n`` hint; at ``max_connections`` a new connection is closed at once. Both work the
@@ -205,8 +207,8 @@ class Deadlines:
 
 
 def _on_socket(session: Session) -> bool:
-    """True for a connection on a socket of the broker's own listener; the gateway's in-process
-    links (its own session, websockets) get no hello deadline or ``max_idle`` from here."""
+    """True for a connection with a socket (the listener's, or a websocket's); the gateway's
+    own in-process session gets no hello deadline or ``max_idle`` from here."""
     writer = session.writer
     return writer is None or writer.get_extra_info("socket") is not None
 

@@ -71,6 +71,9 @@ class Limits:
         max_idle: seconds of silence after which a connection that asked for timeout 0 is
             closed (0: never).
         accept_backoff: seconds accepting pauses when the process runs out of descriptors.
+        max_http_body: largest HTTP request body the gateway reads, in bytes (413 beyond).
+        max_http_requests: HTTP ``/call``, ``/get`` and ``/set`` requests waiting for their
+            answer at once (503 for one more).
     """
 
     max_path_length: int = 1024
@@ -83,6 +86,8 @@ class Limits:
     frame_timeout: float = 30.0
     max_idle: float = 3600.0
     accept_backoff: float = 1.0
+    max_http_body: int = 1024 * 1024
+    max_http_requests: int = 1024
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -17,6 +17,9 @@ __all__ = ("CLOSE_KINDS", "Stats", "close_kind")
 CLOSE_KINDS = (
     "disconnected",
     "timeout",
+    "hello_timeout",
+    "idle_timeout",
+    "frame_timeout",
     "takeover",
     "slow_consumer",
     "protocol_error",

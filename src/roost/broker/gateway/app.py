@@ -7,6 +7,10 @@ Rules of this module:
   figures as JSON, for the dashboard and ``roost top``).
 - aiohttp runs on the loop the broker runs on (asyncio's or uvloop), so websocket clients and
   HTTP requests reach the synchronous router directly: no thread, no queue between them.
+- Bounds: request bodies of at most ``max_http_body`` bytes (aiohttp answers 413 beyond), at
+  most ``max_http_requests`` HTTP requests waiting for an answer (503 beyond), websockets
+  counted against ``max_connections`` (:mod:`roost.broker.gateway.ws`); all from the broker's
+  :class:`~roost.broker.limits.Limits`.
 - ``authenticate`` is the hook for access control: an async callable that sees every request
   before its handler and refuses it by raising an ``aiohttp.web.HTTPException`` (401, 403).
 """
@@ -25,7 +29,7 @@ from aiohttp import web
 from roost.broker.gateway.http import DEFAULT_TIMEOUT, HttpApi, InternalClient
 from roost.broker.gateway.link import Host
 from roost.broker.gateway.metrics import LeaseCounts, LoopLag, Metrics
-from roost.broker.gateway.ws import handle_ws
+from roost.broker.gateway.ws import Admission, handle_ws
 
 __all__ = ("DEFAULT_HTTP_PORT", "STATIC", "Authenticate", "Gateway")
 
@@ -68,7 +72,8 @@ class Gateway:
         self.lag = LoopLag()
         self.metrics = Metrics(host.router, self.leases, self.lag, time.time())
         self.client = InternalClient(host, self._lease_event, ("/meta/lease_events",))
-        self.api = HttpApi(self.client, timeout)
+        self.api = HttpApi(self.client, timeout, host.limits.max_http_requests)
+        self.admission = Admission(host)
         self._runner: web.AppRunner | None = None
         self._bound = port
 
@@ -91,7 +96,7 @@ class Gateway:
                 await self.authenticate(request)
             return await handler(request)
 
-        app = web.Application(middlewares=[gate])
+        app = web.Application(middlewares=[gate], client_max_size=self.host.limits.max_http_body)
         app.add_routes(
             [
                 web.get("/", self._index),
@@ -151,7 +156,7 @@ class Gateway:
         return web.FileResponse(STATIC / "index.html")
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
-        return await handle_ws(request, self.host)
+        return await handle_ws(request, self.host, self.admission)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(

@@ -10,6 +10,8 @@ Rules of this module:
   ``{"value": ...}``.
 - The broker never times a call out; HTTP does: no answer within ``timeout`` seconds gives
   ``520`` with ``"timeout"`` (the owner's late reply is then dropped).
+- At most ``max_requests`` requests wait for their answer at once; one more gets ``503`` with
+  ``Retry-After: 1`` and a text naming the limit, before anything reaches the broker.
 """
 
 from __future__ import annotations
@@ -23,12 +25,21 @@ from aiohttp import web
 
 from roost.broker.gateway.forms import json_value, wire_value
 from roost.broker.gateway.link import Host, Link
+from roost.broker.session import Session
 from roost.protocol import messages as m
 
-__all__ = ("DEFAULT_TIMEOUT", "GatewayUnavailable", "HttpApi", "InternalClient")
+__all__ = (
+    "DEFAULT_MAX_REQUESTS",
+    "DEFAULT_TIMEOUT",
+    "GatewayUnavailable",
+    "HttpApi",
+    "InternalClient",
+)
 
 #: Seconds an HTTP request waits for its answer.
 DEFAULT_TIMEOUT: Final = 30.0
+#: HTTP requests waiting for their answer at once (``max_http_requests`` of the limits).
+DEFAULT_MAX_REQUESTS: Final = 1024
 
 
 class GatewayUnavailable(Exception):
@@ -56,6 +67,11 @@ class InternalClient:
         self._waiting: dict[int, asyncio.Future[m.Message]] = {}
         self._next = 0
         self._link: Link | None = None
+
+    @property
+    def session(self) -> Session | None:
+        """The router session while it is open (``None`` before :meth:`start`)."""
+        return self._link.session if self._link is not None else None
 
     def start(self) -> None:
         """Open the session (say hello, listen to the events); again if it was closed."""
@@ -135,11 +151,25 @@ def _json(value: Any, status: int = 200, reason: str | None = None) -> web.Respo
 
 
 class HttpApi:
-    """The three HTTP verbs over one :class:`InternalClient`."""
+    """The three HTTP verbs over one :class:`InternalClient`.
 
-    def __init__(self, client: InternalClient, timeout: float = DEFAULT_TIMEOUT) -> None:
+    Args:
+        client: the gateway's session.
+        timeout: seconds a request waits for its answer.
+        max_requests: requests waiting for their answer at once.
+    """
+
+    def __init__(
+        self,
+        client: InternalClient,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_requests: int = DEFAULT_MAX_REQUESTS,
+    ) -> None:
         self.client = client
         self.timeout = timeout
+        self.max_requests = max_requests
+        #: Requests waiting for their answer now.
+        self.in_flight = 0
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to add to the application (any method)."""
@@ -180,12 +210,21 @@ class HttpApi:
         return await self._answer(request, lambda rid: m.Set(rid, path, value))
 
     async def _answer(self, request: web.Request, make: Callable[[int], m.Message]) -> web.Response:
+        if self.in_flight >= self.max_requests:
+            return web.Response(
+                status=503,
+                text=f"too many HTTP requests in flight (max_http_requests {self.max_requests})",
+                headers={"Retry-After": "1"},
+            )
+        self.in_flight += 1
         try:
             reply = await self.client.request(make, self.timeout)
         except GatewayUnavailable as exc:
             return web.Response(status=503, text=str(exc))
         except TimeoutError:
             return _json("timeout", 520, "ESHET Error")
+        finally:
+            self.in_flight -= 1
         if not isinstance(reply, m.ReplyOk | m.ReplyError):  # pragma: no cover - by protocol
             return web.Response(status=502, text=f"unexpected answer {type(reply).__name__}")
         value = json_value(reply.value.obj)

@@ -14,6 +14,10 @@ Rules of this module:
 - Outbound, each written frame is decoded back into its message and handed to ``deliver``.
 - ``get_write_buffer_size`` is what the consumer has not sent on yet (``backlog``), so the
   broker's bound on unsent output (protocol.md §14) holds for these sessions too.
+- A link made for a remote peer (a websocket) answers ``get_extra_info("socket")`` with that
+  peer's TCP socket, so the connection deadlines a socket connection has (hello, ``max_idle``)
+  and the broker's "is this owner gone" check apply to it as to a TCP client. The gateway's
+  own session has no socket and none of those deadlines.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from roost.broker import frames
+from roost.broker.limits import Limits
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.errors import LocalProtocolError
@@ -52,6 +57,10 @@ class Host(Protocol):
     def router(self) -> Router:
         """The broker's router."""
 
+    @property
+    def limits(self) -> Limits:
+        """The broker's resource limits."""
+
     def attach(self, transport: Any) -> SessionProtocol:
         """Open a session on ``transport`` (an object with asyncio transport's methods)."""
 
@@ -69,6 +78,8 @@ class Link:
         take_payload: tried first with each payload the broker sends; True means it was handled
             (a consumer that caches what it makes of fan-out frames, which are the same bytes
             for every listener).
+        sock: the remote peer's TCP socket (a websocket's), or ``None`` for a peer inside the
+            broker (see the module rules).
     """
 
     def __init__(
@@ -79,8 +90,10 @@ class Link:
         peer: tuple[str, int] | str,
         *,
         take_payload: Callable[[bytes], bool] | None = None,
+        sock: Any = None,
     ) -> None:
         self._deliver = deliver
+        self._sock = sock
         self._take_payload = take_payload
         self._closed = closed
         self._peer = peer
@@ -168,6 +181,8 @@ class Link:
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
             return self._peer
+        if name == "socket" and self._sock is not None:
+            return self._sock
         return default
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:

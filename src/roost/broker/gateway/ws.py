@@ -9,8 +9,14 @@ Rules of this module:
 - Two tasks per websocket (aiohttp's reader, one writer draining a queue), none per message.
 - The broker's bound on unsent output applies: text the writer has not sent yet counts.
 - Close codes: a message that is not a JSON form, or a protocol error -> 4000 with the reason;
-  the idle timeout of the hello -> 4000 ``timeout``; a takeover by ``hello_id`` -> 4000
-  ``takeover``; ``slow_consumer`` -> 1008; a broker stop -> 1001; an internal error -> 1011.
+  the idle timeout of the hello -> 4000 ``timeout``; the broker's deadlines -> 4000
+  ``hello_timeout`` / ``idle_timeout``; a takeover by ``hello_id`` -> 4000 ``takeover``;
+  ``slow_consumer`` -> 1008; a broker stop -> 1001; an internal error -> 1011.
+- A websocket is a connection of the broker's: it counts against ``max_connections``. When they
+  are all open, the upgrade completes and the websocket is closed at once with 1013 ("try again
+  later") and the text ``max_connections (N) open``, which a browser's ``onclose`` can show
+  (an HTTP error before the upgrade would reach a page only as 1006). Upgrades in progress
+  count too, so concurrent ones cannot pass the limit together.
 """
 
 from __future__ import annotations
@@ -26,13 +32,20 @@ from aiohttp import WSMsgType, web
 
 from roost.broker.gateway.forms import FormError, to_form, to_message
 from roost.broker.gateway.link import Host, Link
+from roost.broker.guard import LogEvery
 from roost.protocol import codec
 from roost.protocol import messages as m
 
-__all__ = ("MAX_MESSAGE", "WsClient", "close_code", "handle_ws")
+__all__ = ("FULL", "MAX_MESSAGE", "Admission", "WsClient", "close_code", "handle_ws")
 
 #: Largest websocket message accepted, in bytes (a frame's value is at most 64 KiB as msgpack).
 MAX_MESSAGE: Final = 1024 * 1024
+#: The close code of a websocket refused because ``max_connections`` are open ("try again later").
+FULL: Final = 1013
+#: Close reasons that close with 4000 and the reason as text.
+_CLOSE_4000: Final = frozenset(
+    ("protocol_error", "timeout", "hello_timeout", "idle_timeout", "frame_timeout", "takeover")
+)
 
 log = logging.getLogger("roost.broker.gateway")
 
@@ -47,7 +60,7 @@ _texts: dict[bytes, str] = {}
 def close_code(reason: str) -> tuple[int, str]:
     """The websocket close code and text for a session's close reason."""
     kind = reason.split(":", 1)[0]
-    if kind in ("protocol_error", "timeout", "takeover"):
+    if kind in _CLOSE_4000:
         code = 4000
     else:
         code = {"slow_consumer": 1008, "shutdown": 1001, "internal_error": 1011}.get(kind, 1000)
@@ -62,16 +75,19 @@ class WsClient:
         host: the broker.
         ws: the prepared websocket.
         peer: the remote address.
+        sock: the websocket's TCP socket (the connection deadlines of a socket apply).
     """
 
-    def __init__(self, host: Host, ws: web.WebSocketResponse, peer: Any) -> None:
+    def __init__(self, host: Host, ws: web.WebSocketResponse, peer: Any, sock: Any = None) -> None:
         self.host = host
         self.ws = ws
         self.queue: deque[str] = deque()
         self.wakeup = asyncio.Event()
         #: Set once the broker closed the session: the close code and text to send.
         self.closing: tuple[int, str] | None = None
-        self.link = Link(host, self._deliver, self._closed, peer, take_payload=self._notification)
+        self.link = Link(
+            host, self._deliver, self._closed, peer, take_payload=self._notification, sock=sock
+        )
 
     def _notification(self, payload: bytes) -> bool:
         """A notification's text, made once for all the listeners that get the same frame."""
@@ -151,12 +167,62 @@ class WsClient:
                 return
 
 
-async def handle_ws(request: web.Request, host: Host) -> web.WebSocketResponse:
-    """Serve one websocket until either side closes it."""
-    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE)
+class Admission:
+    """Whether one more websocket may open: open connections plus upgrades in progress against
+    ``max_connections``."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        #: Upgrades between the check and their session's opening.
+        self.starting = 0
+        #: Websockets refused because ``max_connections`` were open.
+        self.refused = 0
+        self._warn = LogEvery()
+
+    def full(self) -> int:
+        """The limit if it is reached (0 if there is room)."""
+        limit = self.host.limits.max_connections
+        if limit and len(self.host.router.sessions) + self.starting >= limit:
+            return limit
+        return 0
+
+    def note_refused(self, remote: str | None, limit: int) -> None:
+        """Count one refused websocket (one log line a minute at most)."""
+        self.refused += 1
+        self._warn(
+            "refusing websocket from %s: max_connections (%d) open",
+            remote,
+            limit,
+            limit="max_connections",
+        )
+
+
+async def _refuse(request: web.Request, admission: Admission, limit: int) -> web.WebSocketResponse:
+    admission.note_refused(request.remote, limit)
+    ws = web.WebSocketResponse()
     await ws.prepare(request)
-    peer = request.transport.get_extra_info("peername") if request.transport else "websocket"
-    client = WsClient(host, ws, peer)
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.close(code=FULL, message=f"max_connections ({limit}) open".encode())
+    return ws
+
+
+async def handle_ws(
+    request: web.Request, host: Host, admission: Admission
+) -> web.WebSocketResponse:
+    """Serve one websocket until either side closes it."""
+    limit = admission.full()
+    if limit:
+        return await _refuse(request, admission, limit)
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE)
+    admission.starting += 1
+    try:
+        await ws.prepare(request)
+    finally:
+        admission.starting -= 1
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport else "websocket"
+    sock = transport.get_extra_info("socket") if transport else None
+    client = WsClient(host, ws, peer, sock)
     writer = asyncio.create_task(client.write_loop())
     try:
         async for msg in ws:

@@ -62,8 +62,9 @@ function connect() {
     send(["hello", 1, 30]);
   };
   ws.onmessage = (e) => receive(JSON.parse(e.data));
-  ws.onclose = () => {
-    setStatus("disconnected", "down");
+  ws.onclose = (e) => {
+    // 1013: the broker has max_connections open; the page tries again like after any close.
+    setStatus(e.code === 1013 ? "broker full" : "disconnected", "down");
     for (const resolve of live.waiting.values()) resolve({ok: false, value: "disconnected"});
     live.waiting.clear();
     setTimeout(connect, 2000);
