@@ -73,8 +73,9 @@ def _cell(driver: webdriver.Chrome, css: str) -> str | None:
 
 
 def test_dashboard_follows_the_broker(web_broker: WebBroker, browser: webdriver.Chrome) -> None:
-    """A state change shows on the page within 1 s; a lease grant appears in the lease table;
-    the page's screenshot is saved."""
+    """A state change shows on the page within 1 s; an event matching a pattern picked in the
+    event panel shows; a lease grant appears in the lease table; the page's screenshot is
+    saved."""
     browser.get(web_broker.url("/"))
     _wait(browser, 10, lambda d: _cell(d, "#status") == "live")
     value_css = 'tr[data-path="/lab/temp"] td.value'
@@ -107,6 +108,15 @@ def test_dashboard_follows_the_broker(web_broker: WebBroker, browser: webdriver.
         prompt.accept()
         _wait(browser, 5, lambda d: _cell(d, 'tr[data-path="/lab/reset"] td.value') == '"done"')
         assert calls == [(7, "x")]
+
+        # The event panel takes a pattern: a subtree listen, events created later included.
+        browser.find_element(By.CSS_SELECTOR, "#listen-path").send_keys("/lab/**")
+        browser.find_element(By.CSS_SELECTOR, "#listen-form button").click()
+        router = web_broker.thread.broker.router
+        web_broker.thread.wait_until(lambda: router.subtrees.count == 1)
+        native.event_register("/lab/door/bell")({"ring": 2})
+        _wait(browser, 5, lambda d: "/lab/door/bell" in (_cell(d, "#events") or ""))
+        assert '{"ring":2}' in (_cell(browser, "#events") or "")
 
         lease = native.lease_acquire("lab/arm", name="alice")
         row = 'tr[data-resource="lab/arm"] td.holders'

@@ -377,3 +377,55 @@ async def test_owner_reply_too_large_reaches_caller_as_error(
         await ws.send("reply", rid, ["ok", "x" * 70_000])
         assert await caller.recv() == err(1, "value_too_large")
         assert await ws.request("ping", 2) == ["reply", 2, ["ok", None]]  # still open
+
+
+async def test_subtree_listen_over_websocket(web_broker: WebBroker, ws_connect: Any) -> None:
+    """subtree_listen as a JSON form: emits on matching events, nodes created later included,
+    reach every subscribed websocket as subtree_event; cancel ends it; a bad pattern gets
+    invalid_pattern with its reason."""
+    a: Ws = await ws_connect()
+    b: Ws = await ws_connect()
+    await a.hello()
+    await b.hello()
+    for ws in (a, b):
+        reply = await ws.request("subtree_listen", 1, {"sub": 7, "pattern": "/house/**"})
+        assert reply == ["reply", 1, ["ok", {"status": "OK"}]]
+    async with await connect(web_broker.port) as native:
+        await native.register("event", "/house/door/bell")
+        await native.register("event", "/garden/bell")
+        await native.call_ok(m.EventEmit(native.next_id(), "/garden/bell", v(0)))
+        await native.call_ok(m.EventEmit(native.next_id(), "/house/door/bell", v({"ring": 2})))
+        for ws in (a, b):
+            assert await ws.recv() == ["subtree_event", "/house/door/bell", {"ring": 2}]
+        assert await a.request("subtree_cancel", 2, {"sub": 7}) == [
+            "reply",
+            2,
+            ["ok", {"status": "OK"}],
+        ]
+        await native.call_ok(m.EventEmit(native.next_id(), "/house/door/bell", v(3)))
+        assert await b.recv() == ["subtree_event", "/house/door/bell", 3]
+        assert await a.request("ping", 3) == ["reply", 3, ["ok", None]]  # nothing came before
+    verb, rid, (result, body) = await a.request("subtree_listen", 4, {"sub": 1, "pattern": "/a/#"})
+    assert (verb, rid, result, body["status"]) == ("reply", 4, "error", "invalid_pattern")
+    assert "/**" in body["reason"]
+
+
+async def test_subtree_observe_over_websocket(web_broker: WebBroker, ws_connect: Any) -> None:
+    """subtree_observe as a JSON form: one subtree_snapshot per known matching state before the
+    reply (with the count), then subtree_changed and subtree_unknown as the states change."""
+    ws: Ws = await ws_connect()
+    await ws.hello()
+    async with await connect(web_broker.port) as owner:
+        await owner.register("state", "/lab/a/temp")
+        await owner.register("state", "/lab/b/temp")
+        await owner.register("state", "/lab/a/humidity")
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/lab/a/temp", v(20.5)))
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/lab/a/humidity", v(40)))
+        await ws.send("subtree_observe", 1, {"sub": 3, "pattern": "/lab/+/temp"})
+        assert await ws.recv() == ["subtree_snapshot", 3, "/lab/a/temp", 20.5]
+        assert await ws.recv() == ["reply", 1, ["ok", {"status": "OK", "states": 1}]]
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/lab/b/temp", v([1, b"\x01"])))
+        assert await ws.recv() == ["subtree_changed", "/lab/b/temp", [1, {"$bin": "AQ=="}]]
+        await owner.call_ok(m.StateUnknown(owner.next_id(), "/lab/b/temp"))
+        assert await ws.recv() == ["subtree_unknown", "/lab/b/temp"]
+    assert await ws.recv() == ["subtree_unknown", "/lab/a/temp"]  # the owner left

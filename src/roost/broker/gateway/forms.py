@@ -9,6 +9,9 @@ Rules of this module:
   received over TCP; a form that is not one of the listed shapes raises :class:`FormError` (the
   gateway closes that websocket with code 4000 and the error text).
 - :func:`to_form` turns a native message the router queued for the client into its form.
+- roost's extensions keep their native fields: requests are ``[verb, id, {map}]`` (leases E7,
+  subtree subscriptions E12), pushes carry what the native push carries
+  (``["subtree_changed", path, value]``, ``["subtree_snapshot", sub, path, value]``).
 - Values: JSON in, msgpack for the router; msgpack back to JSON by :func:`json_value`, which
   states how the values JSON has no word for are written (bin, non-str keys, non-finite floats,
   integers a JavaScript number cannot hold).
@@ -25,7 +28,16 @@ from typing import Any, Final
 from roost.protocol import messages as m
 from roost.protocol.values import MapPairs, Value, pack
 
-__all__ = ("SAFE_INT", "FormError", "json_value", "to_form", "to_message", "wire_value")
+__all__ = (
+    "LEASE_FORMS",
+    "SAFE_INT",
+    "SUBTREE_FORMS",
+    "FormError",
+    "json_value",
+    "to_form",
+    "to_message",
+    "wire_value",
+)
 
 #: Integers beyond this magnitude are sent as decimal strings (JavaScript's exact range).
 SAFE_INT: Final = 2**53 - 1
@@ -122,6 +134,13 @@ LEASE_FORMS: Final[dict[str, Any]] = {
     "lease_set": m.LeaseSet,
 }
 
+#: roost's subtree subscriptions: ``[verb, id, {"sub": S, "pattern": P}]`` (protocol.md E12).
+SUBTREE_FORMS: Final[dict[str, Any]] = {
+    "subtree_listen": m.SubtreeListen,
+    "subtree_observe": m.SubtreeObserve,
+    "subtree_cancel": m.SubtreeCancel,
+}
+
 
 def _int(form: list[Any], index: int, what: str, top: int) -> int:
     value = form[index]
@@ -161,7 +180,7 @@ def to_message(form: Any) -> m.Message:
         _arity(form, 4)
         rid = _int(form, 1, "the id", 0xFFFF)
         return cls(rid, _path(form), wire_value(form[3]))  # type: ignore[no-any-return]
-    cls = LEASE_FORMS.get(verb)
+    cls = LEASE_FORMS.get(verb) or SUBTREE_FORMS.get(verb)
     if cls is not None:
         _arity(form, 3)
         rid = _int(form, 1, "the id", 0xFFFF)
@@ -248,6 +267,16 @@ def to_form(msg: m.Message) -> list[Any] | None:
         return ["hello_id", json_value(msg.client_id.obj)]
     if kind is m.ServerHello:
         return ["hello"]
+    if kind is m.SubtreeEvent or kind is m.SubtreeChanged:
+        assert isinstance(msg, m.SubtreeEvent | m.SubtreeChanged)
+        verb = "subtree_event" if kind is m.SubtreeEvent else "subtree_changed"
+        return [verb, msg.path, json_value(msg.value.obj)]
+    if kind is m.SubtreeUnknown:
+        assert isinstance(msg, m.SubtreeUnknown)
+        return ["subtree_unknown", msg.path]
+    if kind is m.SubtreeSnapshot:
+        assert isinstance(msg, m.SubtreeSnapshot)
+        return ["subtree_snapshot", msg.sub, msg.path, json_value(msg.value.obj)]
     push = _NOTIFY_VERBS.get(kind)
     if push is not None:
         return [push, json_value(msg.body.obj)]  # type: ignore[union-attr]

@@ -49,9 +49,10 @@ _CLOSE_4000: Final = frozenset(
 
 log = logging.getLogger("roost.broker.gateway")
 
-#: Notifications (event_notify, state_changed known and unknown): the same frame goes to
-#: every listener, so its text is made once and kept in a small cache.
-_NOTIFICATIONS: Final = frozenset((0x33, 0x44, 0x45))
+#: Notifications (event_notify, state_changed known and unknown, and the subtree pushes
+#: subtree_event, subtree_changed, subtree_unknown): the same frame goes to every listener, so
+#: its text is made once and kept in a small cache.
+_NOTIFICATIONS: Final = frozenset((0x33, 0x44, 0x45, 0x7C, 0x7D, 0x7E))
 _TEXTS_KEPT: Final = 256
 _TEXT_CACHE_SIZE: Final = 8192  # larger payloads are not kept (bounds the cache's memory)
 _texts: dict[bytes, str] = {}

@@ -10,6 +10,8 @@ const live = {
   nodes: new Map(),        // path -> {kind, row}
   holders: new Map(),      // resource -> holder state value
   listened: new Set(),     // event paths the user picked
+  patterns: new Map(),     // subtree subscription number -> event pattern the user picked
+  nextSub: 0,
   walkTimer: null,
   statsTimer: null,
   lastStats: null,
@@ -91,6 +93,9 @@ function receive(form) {
     stateValue(path, change === "unknown" ? undefined : change[1], change !== "unknown");
   } else if (verb === "event_notify") {
     eventSeen(form[1], form[2]);
+  } else if (verb === "subtree_event") {
+    // A path also listened to exactly is logged once, from its event_notify.
+    if (!live.listened.has(form[1])) logEvent(form[1], form[2]);
   }
 }
 
@@ -101,6 +106,7 @@ function started() {
   request("state_observe", "/meta/clients").then((r) => r.ok && clientsValue(r.value));
   request("event_listen", "/meta/lease_events");
   for (const path of live.listened) request("event_listen", path);
+  for (const [sub, pattern] of live.patterns) request("subtree_listen", {sub, pattern});
   walk();
 }
 
@@ -208,7 +214,24 @@ function log(list, html) {
   while (list.children.length > MAX_LOG) list.lastChild.remove();
 }
 
+// A pattern (a + segment, or ** last: /lab/**) is a subtree subscription; a path a listen.
+const isPattern = (path) => path.split("/").some((s) => s === "+" || s === "**" || s.includes("#"));
+
+function listenPattern(pattern) {
+  if ([...live.patterns.values()].includes(pattern)) return;
+  const sub = live.nextSub;
+  live.nextSub = (live.nextSub + 1) % 65536;
+  live.patterns.set(sub, pattern);
+  request("subtree_listen", {sub, pattern}).then((r) => {
+    if (!r.ok) {
+      live.patterns.delete(sub);
+      window.alert(pattern + ": " + (r.value && r.value.reason ? r.value.reason : text(r.value)));
+    }
+  });
+}
+
 function listen(path) {
+  if (isPattern(path)) return listenPattern(path);
   if (live.listened.has(path)) return;
   live.listened.add(path);
   request("event_listen", path).then((r) => {
@@ -224,6 +247,10 @@ function eventSeen(path, value) {
     scheduleStats();
     return;
   }
+  logEvent(path, value);
+}
+
+function logEvent(path, value) {
   log($("#events"), [path + " ", el("code", {}, text(value))]);
 }
 
