@@ -47,6 +47,7 @@ def test_render_rates_from_two_snapshots() -> None:
         "time": 100.0,
         "messages_in": 100,
         "received": {"event_emit": 50, "ping": 10},
+        "sent": {"event_notify": 500},
         "top_clients": [{"client": "c1", "peer": "p", "received": 40}],
     }
     now = {
@@ -55,6 +56,7 @@ def test_render_rates_from_two_snapshots() -> None:
         "connections": 3,
         "messages_in": 300,
         "received": {"event_emit": 250, "ping": 10},
+        "sent": {"event_notify": 2500},
         "top_clients": [{"client": "c1", "peer": "p", "received": 240}],
         "leases": {"held": 2, "waiting": 1},
     }
@@ -64,6 +66,8 @@ def test_render_rates_from_two_snapshots() -> None:
     assert any(line.split()[:3] == ["messages", "in", "300"] and "100/s" in line for line in lines)
     emit = next(line for line in lines if line.startswith("event_emit"))
     assert emit.split() == ["event_emit", "250", "100/s"]
+    notify = next(line for line in lines if line.startswith("event_notify"))
+    assert notify.split() == ["event_notify", "2,500", "1,000/s"]
     assert next(line for line in lines if line.startswith("c1")).split() == [
         "c1",
         "p",

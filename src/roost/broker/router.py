@@ -34,7 +34,7 @@ from roost.broker import frames, meta, states, subscriptions
 from roost.broker.auth.gate import Gate, denied
 from roost.broker.hooks import ServerHooks
 from roost.broker.limits import Limits
-from roost.broker.session import Session
+from roost.broker.session import Session, fan_out
 from roost.broker.stats import Stats
 from roost.broker.subtree import SubtreeIndex
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node, Tree
@@ -158,6 +158,7 @@ class Router:
             dirty=self.dirty,
             wake=self._wake,
             on_overflow=self._overflow,
+            sent=self.stats.sent,
         )
         self.sessions[session] = None
         self.stats.opened += 1
@@ -500,15 +501,15 @@ class Router:
         session.push(frames.ok_nil(rid))
         listeners = node.listeners
         if listeners:
-            self.stats.event_deliveries += len(listeners)
+            stats = self.stats
+            stats.event_deliveries += len(listeners)
+            stats.sent[0x33] += len(listeners)  # fan_out, written out: the busiest fan-out
             data = frames.notify(node.note_head, raw)
             for listener in listeners:
-                listener.push(data)
+                listener.push_counted(data)
         if node.watchers:
             self.stats.event_deliveries += len(node.watchers)
-            data = frames.subtree_notify(b"\x7c", node.path_head, raw)
-            for watcher in node.watchers:
-                watcher.push(data)
+            fan_out(node.watchers, frames.subtree_notify(b"\x7c", node.path_head, raw))
 
     def publish_event(self, path: str, value: Value, now: float) -> None:
         """Emit ``value`` on the broker-owned event ``path`` (created or adopted if needed).
@@ -523,12 +524,9 @@ class Router:
         data = frames.notify(node.note_head, value.raw)
         if len(data) - 3 > frames.MAX_PAYLOAD:
             raise ValueError(f"event value for {path} does not fit in a frame")
-        for listener in node.listeners:
-            listener.push(data)
+        fan_out(node.listeners, data)
         if node.watchers:
-            data = frames.subtree_notify(b"\x7c", node.path_head, value.raw)
-            for watcher in node.watchers:
-                watcher.push(data)
+            fan_out(node.watchers, frames.subtree_notify(b"\x7c", node.path_head, value.raw))
 
     # -- states (roost.broker.states) ---------------------------------------------------------
 

@@ -8,6 +8,9 @@ Rules of this module:
   unsent output (outbox plus what the transport still holds) passes ``max_outbound``, the session
   stops accepting frames and is handed to ``on_overflow`` (the router closes it as
   ``slow_consumer`` as soon as it is safe to).
+- Frames out are counted by type in ``sent`` (the broker's one list, no lock: one event loop):
+  ``push`` counts its frame; :func:`fan_out` queues one notification on many sessions and
+  counts them all with one addition, so fan-out costs no more per delivery than before.
 - ``pending`` maps broker-chosen request ids on this connection to the requester waiting for
   the owner's reply, so cleanup can answer every one of them with ``client_exited``.
 - ``owned`` and ``listening`` start as one shared empty tuple and ``pending`` as one shared
@@ -19,14 +22,14 @@ Rules of this module:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from roost.broker.auth.acl import Grants
 from roost.broker.tree import Node
 from roost.protocol.connection import Connection, Role
 
-__all__ = ("Pending", "Session")
+__all__ = ("Pending", "Session", "fan_out")
 
 #: (requester session, requester's own request id, request type code)
 Pending = tuple["Session", int, int]
@@ -48,6 +51,8 @@ class Session:
         dirty: the router's list of sessions with queued output (shared, appended to here).
         wake: called when ``dirty`` goes from empty to non-empty (schedules one flush).
         on_overflow: called once when the bound is exceeded.
+        sent: the counts of frames queued by type byte (256 entries, shared by the sessions
+            of one broker); a list of its own when not given.
     """
 
     __slots__ = (
@@ -77,6 +82,7 @@ class Session:
         "peer",
         "pending",
         "received",
+        "sent",
         "since",
         "timer",
         "user",
@@ -93,6 +99,7 @@ class Session:
         dirty: list[Session],
         wake: Callable[[], None],
         on_overflow: Callable[[Session], None],
+        sent: list[int] | None = None,
     ) -> None:
         self.conn = Connection(Role.SERVER)
         self.peer = peer
@@ -108,6 +115,7 @@ class Session:
         self._dirty = dirty
         self._wake = wake
         self._on_overflow = on_overflow
+        self.sent = sent if sent is not None else [0] * 256
         #: The client id as received or allocated (msgpack bytes), ``None`` before hello.
         self.client_id: bytes | None = None
         #: The key the id registry uses (ids compare by exact value, protocol.md §6).
@@ -143,7 +151,27 @@ class Session:
         self.timer: Any = None
 
     def push(self, frame: bytes) -> None:
-        """Queue one encoded frame for the next flush; drop it if the session is closing."""
+        """Queue one encoded frame for the next flush and count it; drop it if the session is
+        closing."""
+        if not self.accepting:
+            return
+        self.sent[frame[3]] += 1
+        # push_counted's body, written out: this is the busiest call of the broker.
+        out = self.outbox
+        if not out:
+            dirty = self._dirty
+            if not dirty:
+                self._wake()
+            dirty.append(self)
+        out.append(frame)
+        size = self.out_size + len(frame)
+        self.out_size = size
+        if size + self.backlog > self.max_outbound:
+            self.accepting = False
+            self._on_overflow(self)
+
+    def push_counted(self, frame: bytes) -> None:
+        """:meth:`push` for a frame already counted (by :func:`fan_out`)."""
         if not self.accepting:
             return
         out = self.outbox
@@ -198,3 +226,13 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<Session {self.peer} id={self.client_id!r}>"
+
+
+def fan_out(sessions: Collection[Session], frame: bytes) -> None:
+    """Queue the same ``frame`` (a notification) on each of ``sessions``, counted in ``sent``
+    once for all of them."""
+    session = None
+    for session in sessions:
+        session.push_counted(frame)
+    if session is not None:
+        session.sent[frame[3]] += len(sessions)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Final
 
 from roost.broker import frames
-from roost.broker.session import Session
+from roost.broker.session import Session, fan_out
 from roost.broker.subscriptions import subscribe
 from roost.broker.tree import STATE, Node, Tree
 from roost.broker.view import RouterView
@@ -96,25 +96,17 @@ def set_state(node: Node[Session], raw: bytes | None, now: float) -> None:
         notify_unknown(node)
         return
     if node.listeners:
-        data = frames.notify(node.note_head, raw)
-        for observer in node.listeners:
-            observer.push(data)
+        fan_out(node.listeners, frames.notify(node.note_head, raw))
     if node.watchers:
-        data = frames.subtree_notify(b"\x7d", node.path_head, raw)
-        for watcher in node.watchers:
-            watcher.push(data)
+        fan_out(node.watchers, frames.subtree_notify(b"\x7d", node.path_head, raw))
 
 
 def notify_unknown(node: Node[Session]) -> None:
     """Tell the observers and subtree observers of ``node`` that it is unknown now."""
     if node.listeners:
-        data = frames.frame(b"\x45" + node.path_head)
-        for observer in node.listeners:
-            observer.push(data)
+        fan_out(node.listeners, frames.frame(b"\x45" + node.path_head))
     if node.watchers:
-        data = frames.subtree_notify(b"\x7e", node.path_head)
-        for watcher in node.watchers:
-            watcher.push(data)
+        fan_out(node.watchers, frames.subtree_notify(b"\x7e", node.path_head))
 
 
 def observe(

@@ -41,6 +41,8 @@ class Stats:
         received: messages received, indexed by type byte (256 entries).
         bytes_in: bytes received from clients.
         frames_out, bytes_out: frames and bytes handed to connections' transports.
+        sent: frames queued to connections, indexed by type byte (256 entries; counted by
+            ``Session.push``, and by ``fan_out`` once per notification for all its receivers).
         event_deliveries, state_deliveries: notifications queued by fan-out (one per listener
             or observer of each emit or state change).
         opened: connections accepted.
@@ -55,11 +57,13 @@ class Stats:
         "frames_out",
         "opened",
         "received",
+        "sent",
         "state_deliveries",
     )
 
     def __init__(self) -> None:
         self.received = [0] * 256
+        self.sent = [0] * 256
         self.bytes_in = 0
         self.frames_out = 0
         self.bytes_out = 0

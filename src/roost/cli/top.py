@@ -96,19 +96,8 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, address: str) -> 
         else:
             rates.add_row(label, f"{total:,}", _fmt_rate(rate))
 
-    received = now.get("received", {})
-    previous = before.get("received", {}) if before else None
-    types = Table(title="messages by type", box=None, pad_edge=False, title_justify="left")
-    types.add_column("type")
-    types.add_column("total", justify="right")
-    types.add_column("rate", justify="right")
-    type_rows = [
-        (name, count, _rate({"time": now["time"], "n": count}, _prev(before, previous, name), "n"))
-        for name, count in received.items()
-    ]
-    type_rows.sort(key=lambda row: (row[2] or 0, row[1]), reverse=True)
-    for name, count, rate in type_rows[:ROWS]:
-        types.add_row(name, f"{count:,}", _fmt_rate(rate))
+    types = _by_type(now, before, "received", "messages in by type")
+    sent = _by_type(now, before, "sent", "messages out by type")
 
     clients = Table(title="top talkers", box=None, pad_edge=False, title_justify="left")
     for name in ("client", "peer", "received", "rate"):
@@ -127,7 +116,27 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, address: str) -> 
         clients.add_row(
             str(c.get("client")), str(c.get("peer")), f"{c.get('received', 0):,}", _fmt_rate(rate)
         )
-    return Group(head, Text(""), rates, Text(""), types, Text(""), clients)
+    return Group(head, Text(""), rates, Text(""), types, Text(""), sent, Text(""), clients)
+
+
+def _by_type(now: dict[str, Any], before: dict[str, Any] | None, key: str, title: str) -> Any:
+    """The busiest message types of ``now[key]`` (``received`` or ``sent``) as a table."""
+    from rich.table import Table  # noqa: PLC0415
+
+    counts = now.get(key, {})
+    previous = before.get(key, {}) if before else None
+    types = Table(title=title, box=None, pad_edge=False, title_justify="left")
+    types.add_column("type")
+    types.add_column("total", justify="right")
+    types.add_column("rate", justify="right")
+    type_rows = [
+        (name, count, _rate({"time": now["time"], "n": count}, _prev(before, previous, name), "n"))
+        for name, count in counts.items()
+    ]
+    type_rows.sort(key=lambda row: (row[2] or 0, row[1]), reverse=True)
+    for name, count, rate in type_rows[:ROWS]:
+        types.add_row(name, f"{count:,}", _fmt_rate(rate))
+    return types
 
 
 def _n(before: dict[str, Any], count: int) -> dict[str, Any]:

@@ -35,7 +35,8 @@ def _get(samples: Samples, name: str, **labels: str) -> float:
 async def test_metrics_move_with_traffic(
     web_broker: WebBroker, http: aiohttp.ClientSession
 ) -> None:
-    """Messages, bytes, fan-out deliveries and connections count the traffic that flowed."""
+    """Messages in and out by type, bytes, fan-out deliveries and connections count the
+    traffic that flowed."""
     before = await _scrape(http, web_broker)
     async with await connect(web_broker.port) as a, await connect(web_broker.port) as b:
         await a.register("event", "/m/ev")
@@ -59,6 +60,17 @@ async def test_metrics_move_with_traffic(
     assert _get(during, "roost_received_bytes_total") > _get(before, "roost_received_bytes_total")
     assert _get(during, "roost_sent_bytes_total") > _get(before, "roost_sent_bytes_total")
     assert _get(during, "roost_frames_sent_total") >= _get(before, "roost_frames_sent_total") + 20
+    sent = {
+        kind: _get(during, "roost_messages_sent_total", type=kind)
+        - _get(before, "roost_messages_sent_total", type=kind)
+        for kind in ("event_notify", "reply_ok", "server_hello_id")
+    }
+    assert sent == {"event_notify": 10, "reply_ok": 12, "server_hello_id": 2}
+    # Every frame sent is counted under its type.
+    by_type = sum(
+        value for (name, _), value in during.items() if name == "roost_messages_sent_total"
+    )
+    assert by_type == _get(during, "roost_frames_sent_total")
     assert _get(during, "roost_event_loop_lag_seconds_bucket", le="+Inf") == _get(
         during, "roost_event_loop_lag_seconds_count"
     )
@@ -117,6 +129,7 @@ async def test_stats_snapshot(web_broker: WebBroker, http: aiohttp.ClientSession
         assert busy.client_id is not None
         assert top["client"] == busy.client_id.obj and top["received"] >= 21
     assert stats["received"]["ping"] >= 20
+    assert stats["sent"]["reply_ok"] >= 20
     assert stats["connections"] >= 1 and stats["uptime"] >= 0
 
 

@@ -187,6 +187,13 @@ class Metrics:
             if count:
                 received.add_metric([self._names.get(code, f"0x{code:02x}")], count)
         yield received
+        sent = CounterMetricFamily(
+            "roost_messages_sent", "Messages sent to connections, by type.", labels=["type"]
+        )
+        for code, count in enumerate(stats.sent):
+            if count:
+                sent.add_metric([self._names.get(code, f"0x{code:02x}")], count)
+        yield sent
         yield CounterMetricFamily(
             "roost_frames_sent", "Frames written to connections.", value=stats.frames_out
         )
@@ -266,6 +273,11 @@ class Metrics:
             "received": {
                 self._names.get(code, f"0x{code:02x}"): count
                 for code, count in enumerate(stats.received)
+                if count
+            },
+            "sent": {
+                self._names.get(code, f"0x{code:02x}"): count
+                for code, count in enumerate(stats.sent)
                 if count
             },
             "closed": dict(stats.closed),
