@@ -429,3 +429,24 @@ async def test_subtree_observe_over_websocket(web_broker: WebBroker, ws_connect:
         await owner.call_ok(m.StateUnknown(owner.next_id(), "/lab/b/temp"))
         assert await ws.recv() == ["subtree_unknown", "/lab/b/temp"]
     assert await ws.recv() == ["subtree_unknown", "/lab/a/temp"]  # the owner left
+
+
+async def test_locks_and_pools_over_websocket(web_broker: WebBroker, ws_connect: Any) -> None:
+    """The durable lock and pool verbs are JSON forms too: a lock set from a websocket shows in
+    lock_info and blocks a native acquire; pool_list answers with its map."""
+    ws: Ws = await ws_connect()
+    await ws.hello()
+    fields = {"resource": "lab/scope", "key": "k-1", "note": "calibrating"}
+    verb, rid, (result, body) = await ws.request("lock_set", 1, fields)
+    assert (verb, rid, result, body["status"]) == ("reply", 1, "ok", "OK")
+    _, _, (result, body) = await ws.request("lock_info", 2, {"resource": "lab/scope"})
+    assert result == "ok" and body["lock"]["note"] == "calibrating"
+    async with await connect(web_broker.port) as native:
+        refused = await native.request(m.LeaseAcquire(1, v({"resource": "lab/scope"})))
+        assert refused.value.obj["status"] == "ALREADY_CLAIMED"
+    _, _, (result, body) = await ws.request(
+        "lock_clear", 3, {"resource": "lab/scope", "key": "k-1"}
+    )
+    assert (result, body["status"]) == ("ok", "OK")
+    _, _, (result, body) = await ws.request("pool_list", 4, {})
+    assert (result, body) == ("ok", {"status": "OK", "resources": [], "waiters": 0})

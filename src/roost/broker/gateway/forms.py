@@ -119,7 +119,8 @@ _VALUE_FORMS: Final[dict[str, Any]] = {
     "event_emit": m.EventEmit,
     "state_changed": m.StateChanged,
 }
-#: roost's lease extension: ``[verb, id, {fields}]`` (protocol.md E7).
+#: roost's lease extension: ``[verb, id, {fields}]`` (protocol.md E7; durable locks E14 and
+#: pools E15 included).
 LEASE_FORMS: Final[dict[str, Any]] = {
     "lease_acquire": m.LeaseAcquire,
     "lease_take": m.LeaseTake,
@@ -132,6 +133,11 @@ LEASE_FORMS: Final[dict[str, Any]] = {
     "lease_guard": m.LeaseGuard,
     "lease_call": m.LeaseCall,
     "lease_set": m.LeaseSet,
+    "lock_set": m.LockSet,
+    "lock_clear": m.LockClear,
+    "lock_info": m.LockInfo,
+    "pool_list": m.PoolList,
+    "pool_reload": m.PoolReload,
 }
 
 #: roost's subtree subscriptions: ``[verb, id, {"sub": S, "pattern": P}]`` (protocol.md E12).
