@@ -520,9 +520,10 @@ class Broker:
             self.gateway = gateway
 
     def _gateway_listener(self) -> Listener:
-        """The gateway's pseudo-listener: no logins, anonymous only on loopback or with
+        """The gateway's pseudo-listener: a plain (not TLS) one, so password logins over
+        websockets only on loopback, and anonymous only on loopback or with
         ``allow_anonymous``, as for any listener."""
-        return Listener(self.host, self.http_port or 0, password_login=False)
+        return Listener(self.host, self.http_port or 0)
 
     def attach(self, transport: Any) -> _ConnectionProtocol:
         """Open a connection on ``transport``, an object with the methods of an asyncio

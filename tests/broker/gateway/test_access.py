@@ -1,18 +1,29 @@
-"""The gateway under access rules: its HTTP and websocket clients are ``anonymous``."""
+"""The gateway under access rules: HTTP clients are ``anonymous``; a websocket is anonymous
+unless it logs in, and then acts as its user."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import aiohttp
 import pytest
 
 from roost.broker.listeners import Listener
-from tests.broker.auth.authkit import broker, settings, user_wire
+from tests.broker.auth.authkit import PASSWORD, broker, settings, user_wire
+from tests.broker.gateway.conftest import Ws
 
 pytestmark = pytest.mark.anyio
 
 CONFIG = """
 [users]
 owner = "{hash}"
+alice = "{hash}"
+bob = "{hash}"
+
+[[acl]]
+user = "alice"
+paths = ["/lab/**"]
+allow = ["all"]
 
 [[acl]]
 user = "owner"
@@ -72,3 +83,49 @@ async def test_figures_need_admin_under_rules() -> None:
         url = f"http://127.0.0.1:{gateway.port}/api/stats"
         async with aiohttp.ClientSession() as http, http.get(url) as r:
             assert r.status == 200
+
+
+async def _login(ws: Ws, user: str, password: str = PASSWORD) -> Any:
+    return await ws.request("auth_login", 1, {"user": user, "password": password})
+
+
+async def test_websocket_logs_in_and_acts_as_its_user() -> None:
+    """A websocket that logs in before its hello gets its user's access: alice may observe
+    /lab, plainly and by pattern; bob, logged in too, is refused and sees none of it; a wrong
+    password is bad_login."""
+    from roost.protocol import messages as m
+    from tests.wire import v
+
+    with broker(settings(CONFIG), listeners=[Listener("127.0.0.1", 0)], http_port=0) as b:
+        gateway = b.broker.gateway
+        assert gateway is not None
+        owner = await user_wire(b.port, "owner")
+        await owner.register("state", "/lab/temp")
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/lab/temp", v(21)))
+        url = f"http://127.0.0.1:{gateway.port}/ws"
+        async with aiohttp.ClientSession() as http:
+            alice, bob, wrong = [Ws(await http.ws_connect(url)) for _ in range(3)]
+            ok = ["reply", 1, ["ok", {"status": "OK", "user": "alice"}]]
+            assert await _login(alice, "alice") == ok
+            await alice.hello()
+            assert await alice.request("state_observe", 2, "/lab/temp") == [
+                "reply_state",
+                2,
+                ["ok", ["known", 21]],
+            ]
+            await alice.send("subtree_observe", 3, {"sub": 0, "pattern": "/lab/**"})
+            assert await alice.recv() == ["subtree_snapshot", 0, "/lab/temp", 21]
+            assert (await alice.recv())[2][1]["states"] == 1
+            assert (await _login(bob, "bob"))[2][1]["user"] == "bob"
+            await bob.hello()
+            assert await bob.request("state_observe", 2, "/lab/temp") == [
+                "reply",
+                2,
+                ["error", "forbidden"],
+            ]
+            await bob.send("subtree_observe", 3, {"sub": 0, "pattern": "/lab/**"})
+            assert (await bob.recv())[2][1] == {"status": "OK", "states": 0}
+            assert await bob.request("get", 4, "/lab/temp") == ["reply", 4, ["error", "forbidden"]]
+            refused = await _login(wrong, "alice", "not the password")
+            assert refused[2][0] == "error" and refused[2][1]["status"] == "bad_login"
+        await owner.aclose()

@@ -130,3 +130,56 @@ def test_dashboard_follows_the_broker(web_broker: WebBroker, browser: webdriver.
         assert shot.stat().st_size > 1000
         lease.return_lease()
         _wait(browser, 5, lambda d: not d.find_elements(By.CSS_SELECTOR, row))
+
+
+LOGIN_CONFIG = """
+[users]
+owner = "{hash}"
+alice = "{hash}"
+
+[[acl]]
+user = "owner"
+paths = ["/**"]
+allow = ["all"]
+
+[[acl]]
+user = "alice"
+paths = ["/lab/**"]
+allow = ["all"]
+"""
+
+
+def test_dashboard_logs_in(browser: webdriver.Chrome) -> None:
+    """Under access rules the page logs in from its form: as alice it shows /lab, which the
+    anonymous page did not, and never /private."""
+    from roost.broker.listeners import Listener
+    from roost.protocol.values import Value
+    from tests.broker.auth.authkit import PASSWORD, broker, settings
+
+    auth = settings(LOGIN_CONFIG)
+    with broker(auth, listeners=[Listener("127.0.0.1", 0)], http_port=0) as handle:
+        gateway = handle.broker.gateway
+        assert gateway is not None
+        router = handle.broker.router
+
+        def publish() -> None:
+            now = handle.loop.time()
+            router.publish_state("/lab/temp", Value.of(21), now)
+            router.publish_state("/private/code", Value.of(1234), now)
+
+        handle.call(publish)
+        browser.get(f"http://127.0.0.1:{gateway.port}/")
+        _wait(browser, 10, lambda d: _cell(d, "#status") == "live")
+        lab = 'tr[data-path="/lab/temp"] td.value'
+        # The anonymous page's walk has listed the tree: /meta shows, /lab does not.
+        _wait(
+            browser, 10, lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-path="/meta/broker"]')
+        )
+        assert not browser.find_elements(By.CSS_SELECTOR, lab)
+        browser.find_element(By.CSS_SELECTOR, "#login-open").click()
+        browser.find_element(By.CSS_SELECTOR, "#login-user").send_keys("alice")
+        browser.find_element(By.CSS_SELECTOR, "#login-password").send_keys(PASSWORD)
+        browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        _wait(browser, 10, lambda d: _cell(d, "#status") == "live as alice")
+        _wait(browser, 10, lambda d: _cell(d, lab) == "21")
+        assert not browser.find_elements(By.CSS_SELECTOR, 'tr[data-path="/private/code"]')

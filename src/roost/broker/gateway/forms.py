@@ -29,6 +29,7 @@ from roost.protocol import messages as m
 from roost.protocol.values import MapPairs, Value, pack
 
 __all__ = (
+    "AUTH_FORMS",
     "LEASE_FORMS",
     "SAFE_INT",
     "SUBTREE_FORMS",
@@ -140,6 +141,10 @@ LEASE_FORMS: Final[dict[str, Any]] = {
     "pool_reload": m.PoolReload,
 }
 
+#: roost's identity extension (protocol.md E16): ``["auth_login", id, {"user": U, "password":
+#: P}]`` before the hello, so a websocket acts as its user.
+AUTH_FORMS: Final[dict[str, Any]] = {"auth_login": m.AuthLogin}
+
 #: roost's subtree subscriptions: ``[verb, id, {"sub": S, "pattern": P}]`` (protocol.md E12).
 SUBTREE_FORMS: Final[dict[str, Any]] = {
     "subtree_listen": m.SubtreeListen,
@@ -186,7 +191,7 @@ def to_message(form: Any) -> m.Message:
         _arity(form, 4)
         rid = _int(form, 1, "the id", 0xFFFF)
         return cls(rid, _path(form), wire_value(form[3]))  # type: ignore[no-any-return]
-    cls = LEASE_FORMS.get(verb) or SUBTREE_FORMS.get(verb)
+    cls = LEASE_FORMS.get(verb) or SUBTREE_FORMS.get(verb) or AUTH_FORMS.get(verb)
     if cls is not None:
         _arity(form, 3)
         rid = _int(form, 1, "the id", 0xFFFF)
@@ -231,6 +236,7 @@ _NOTIFY_VERBS: Final[dict[type, str]] = {
     m.LeaseGranted: "lease_granted",
     m.LeaseRevoked: "lease_revoked",
     m.LeaseWaitEnded: "lease_wait_ended",
+    m.AccessChanged: "access_changed",
 }
 
 

@@ -10,7 +10,9 @@ Rules of this module:
 - The broker's bound on unsent output applies: text the writer has not sent yet counts.
 - Close codes: a message that is not a JSON form, or a protocol error -> 4000 with the reason;
   the idle timeout of the hello -> 4000 ``timeout``; the broker's deadlines -> 4000
-  ``hello_timeout`` / ``idle_timeout``; a takeover by ``hello_id`` -> 4000 ``takeover``;
+  ``hello_timeout`` / ``idle_timeout``; a takeover by ``hello_id`` -> 4000 ``takeover``; no
+  login where one is needed, or too many failed ones -> 4000 ``login_required`` /
+  ``login_failed``;
   ``slow_consumer`` -> 1008; a broker stop -> 1001; an internal error -> 1011.
 - A websocket is a connection of the broker's: it counts against ``max_connections``. When they
   are all open, the upgrade completes and the websocket is closed at once with 1013 ("try again
@@ -44,7 +46,16 @@ MAX_MESSAGE: Final = 1024 * 1024
 FULL: Final = 1013
 #: Close reasons that close with 4000 and the reason as text.
 _CLOSE_4000: Final = frozenset(
-    ("protocol_error", "timeout", "hello_timeout", "idle_timeout", "frame_timeout", "takeover")
+    (
+        "protocol_error",
+        "timeout",
+        "hello_timeout",
+        "idle_timeout",
+        "frame_timeout",
+        "takeover",
+        "login_required",
+        "login_failed",
+    )
 )
 
 log = logging.getLogger("roost.broker.gateway")

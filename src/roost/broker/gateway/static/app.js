@@ -12,14 +12,38 @@ const live = {
   listened: new Set(),     // event paths the user picked
   patterns: new Map(),     // subtree subscription number -> event pattern the user picked
   nextSub: 0,
+  credentials: null,       // {user, password} from the login form
+  relogin: false,          // the page closed its websocket to log in on a new one
+  awaitLogin: false,       // a login failed: no reconnect until the form is sent again
+  user: null,              // the user the broker logged the page in as
   walkTimer: null,
   statsTimer: null,
   lastStats: null,
 };
 
-// Access control hook: once the broker has logins, this sends the page's credentials before the
-// hello. Without access control there is nothing to send.
-async function login(ws) {}
+// Logins: the user and password typed in the login form (kept in this page only, never
+// stored) go to the broker before the hello, so the page sees what that user may see.
+// Without them the page is anonymous, where the broker allows it.
+// Returns false when the login failed: the page then closes and waits for the form.
+async function login(ws) {
+  const credentials = live.credentials;
+  live.user = null;
+  if (!credentials) return true;
+  const r = await request("auth_login", credentials);
+  if (r.ok) {
+    live.user = r.value.user;
+    return true;
+  }
+  live.credentials = null;
+  showLogin((r.value && r.value.reason) || text(r.value));
+  return false;
+}
+
+function showLogin(why) {
+  $("#login-form").hidden = false;
+  $("#login-error").textContent = why || "";
+  $("#login-user").focus();
+}
 
 const $ = (sel) => document.querySelector(sel);
 const text = (v) => (v === undefined ? "" : JSON.stringify(v));
@@ -60,23 +84,37 @@ function connect() {
   const ws = new WebSocket(scheme + location.host + "/ws");
   live.ws = ws;
   ws.onopen = async () => {
-    await login(ws);
-    send(["hello", 1, 30]);
+    if (await login(ws)) {
+      send(["hello", 1, 30]);
+    } else {
+      live.awaitLogin = true;
+      ws.close();
+    }
   };
   ws.onmessage = (e) => receive(JSON.parse(e.data));
   ws.onclose = (e) => {
-    // 1013: the broker has max_connections open; the page tries again like after any close.
-    setStatus(e.code === 1013 ? "broker full" : "disconnected", "down");
     for (const resolve of live.waiting.values()) resolve({ok: false, value: "disconnected"});
     live.waiting.clear();
-    setTimeout(connect, 2000);
+    if (live.awaitLogin) {
+      setStatus("log in", "down");
+      return;
+    }
+    if (e.code === 4000 && e.reason.startsWith("login")) {
+      // The broker wants a login here (or refused too many): ask, and connect once given.
+      setStatus("log in", "down");
+      showLogin(e.reason === "login_failed" ? "too many failed logins" : "this broker needs a login");
+      return;
+    }
+    // 1013: the broker has max_connections open; the page tries again like after any close.
+    setStatus(e.code === 1013 ? "broker full" : "disconnected", "down");
+    if (live.relogin) { live.relogin = false; connect(); } else setTimeout(connect, 2000);
   };
 }
 
 function receive(form) {
   const verb = form[0];
   if (verb === "hello_id" || verb === "hello") {
-    setStatus("live", "up");
+    setStatus(live.user ? "live as " + live.user : "live", "up");
     started();
   } else if (verb === "reply" || verb === "reply_state") {
     const resolve = live.waiting.get(form[1]);
@@ -312,6 +350,17 @@ async function stats() {
     $("#fig-uptime").textContent = duration(s.uptime);
   } catch (e) { /* the next round tries again */ }
 }
+
+$("#login-open").onclick = () => showLogin("");
+$("#login-form").onsubmit = (e) => {
+  e.preventDefault();
+  live.credentials = {user: $("#login-user").value, password: $("#login-password").value};
+  $("#login-password").value = "";
+  $("#login-form").hidden = true;
+  live.awaitLogin = false;
+  // A new connection: the login must come before its hello.
+  if (live.ws && live.ws.readyState === WebSocket.OPEN) { live.relogin = true; live.ws.close(); } else connect();
+};
 
 $("#listen-form").onsubmit = (e) => {
   e.preventDefault();
