@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +24,28 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-__all__ = ("BrokerProcess",)
+__all__ = ("BrokerProcess", "free_port")
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free now and below the kernel's ephemeral range, so that a
+    broker binding port 0 for its native listener can never be handed the same one (a port
+    probed with port 0 would be free again at once, and the next bind to 0 may get it)."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for port in random.sample(range(max(1024, low - 12000), low), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
 
 Record = dict[str, Any]
 

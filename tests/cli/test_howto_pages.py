@@ -8,10 +8,11 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.brokerproc import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HOWTO = ROOT / "docs" / "howto"
@@ -22,16 +23,9 @@ def sh_blocks(page: Path) -> list[str]:
     return re.findall(r"```sh\n(.*?)```", page.read_text(), flags=re.DOTALL)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def run_page(page: Path, tmp_path: Path) -> str:
     """Run the page's blocks with ``set -e`` in a copy of the examples; return stdout."""
-    port = _free_port()
+    port = free_port()
     script = "set -e\n" + "\n".join(sh_blocks(page))
     script = script.replace("roost serve ", f"roost serve --port {port} --host 127.0.0.1 ")
     shutil.copytree(ROOT / "examples", tmp_path / "examples")

@@ -17,7 +17,7 @@ import pytest
 
 from roost.protocol import messages as m
 from tests.broker.leasekit import lease
-from tests.brokerproc import BrokerProcess
+from tests.brokerproc import BrokerProcess, free_port
 from tests.cli.conftest import WAIT, RunRoost
 from tests.wire import connect
 
@@ -189,15 +189,9 @@ async def test_serve_config_file_leases_and_flag_override(tmp_path: Path) -> Non
         assert proc.stop() == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_serve_http_port() -> None:
     """--http-port serves the gateway on that port beside the native one, and logs it."""
-    port = _free_port()
+    port = free_port()
     with BrokerProcess(["--http-port", str(port)]) as broker:
         broker.wait_for_log(lambda r: r.get("http_port") == port)
         request = urllib.request.Request(f"http://127.0.0.1:{port}/call/meta/ls", data=b'["/"]')
@@ -226,7 +220,7 @@ def test_serve_http_port_in_use_exits_1() -> None:
 
 def test_serve_http_port_from_the_environment() -> None:
     """ROOST_HTTP_PORT sets the HTTP port when the flag is absent (tests set it to 0: off)."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, ROOST_HTTP_PORT=str(port), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "roost", "serve", "--port", "0", "--log-format", "json"],
@@ -251,7 +245,7 @@ def test_serve_http_port_from_the_environment() -> None:
 
 def test_serve_http_port_from_the_config_file(tmp_path: Path) -> None:
     """[http] port in the config file is used when neither the flag nor the environment says."""
-    port = _free_port()
+    port = free_port()
     path = tmp_path / "roost.toml"
     path.write_text(f"[http]\nport = {port}\n")
     env = {k: v for k, v in os.environ.items() if k != "ROOST_HTTP_PORT"}

@@ -94,7 +94,7 @@ async def test_snapshot_when_not_a_terminal(web: tuple[BrokerThread, int]) -> No
             check=False,
         )
         assert proc.returncode == 0, proc.stderr
-        assert "connections 2" in proc.stdout  # this client and the gateway's own
+        assert "connections 3" in proc.stdout  # this client and the gateway's own two
         assert any(line.split()[:2] == ["ping", "5"] for line in proc.stdout.splitlines())
         as_json = subprocess.run(
             [sys.executable, "-m", "roost", "--json", *args],

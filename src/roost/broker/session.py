@@ -85,6 +85,7 @@ class Session:
         "sent",
         "since",
         "timer",
+        "trusted",
         "user",
         "writer",
     )
@@ -144,6 +145,9 @@ class Session:
         #: no access rules); the access layer sets them (roost.broker.auth).
         self.user = "anonymous"
         self.grants: Grants | None = None
+        #: The broker's own in-process session (the gateway's lease watcher): access rules do
+        #: not apply to it. Set before its hello; no connection from outside can set it.
+        self.trusted = False
         #: Opaque slot for the access layer: the listener the connection came in on.
         self.listener: Any = None
         #: Opaque slots for the server: its transport and its idle timer state.

@@ -129,3 +129,36 @@ async def test_websocket_logs_in_and_acts_as_its_user() -> None:
             refused = await _login(wrong, "alice", "not the password")
             assert refused[2][0] == "error" and refused[2][1]["status"] == "bad_login"
         await owner.aclose()
+
+
+async def test_lease_figures_count_under_rules() -> None:
+    """The metrics' lease watcher is the broker's own session: under rules that give
+    anonymous nothing on /meta it still counts grants and ends, while an anonymous websocket
+    is refused the same lease events."""
+    from roost.protocol import messages as m
+    from tests.wire import v
+
+    with broker(settings(CONFIG), listeners=[Listener("127.0.0.1", 0)], http_port=0) as b:
+        gateway = b.broker.gateway
+        assert gateway is not None
+        owner = await user_wire(b.port, "owner")
+        granted = await owner.request(m.LeaseAcquire(owner.next_id(), v({"resource": "r"})))
+        assert granted.value.obj["status"] == "OK"
+        token = granted.value.obj["lease"]["token"]
+        # An opted-in holder hears its own return as a lease_revoked push before the reply.
+        pushed = await owner.request(m.LeaseReturn(owner.next_id(), v({"token": token})))
+        assert isinstance(pushed, m.LeaseRevoked) and pushed.body.obj["reason"] == "returned"
+        returned = await owner.recv()
+        assert returned.value.obj["status"] == "OK"  # type: ignore[union-attr]
+        b.wait_until(lambda: gateway.leases.grants == 1 and bool(gateway.leases.ends))
+        assert b.call(lambda: (gateway.leases.grants, dict(gateway.leases.ends))) == (
+            1,
+            {"returned": 1},
+        )
+        async with aiohttp.ClientSession() as http:
+            ws = Ws(await http.ws_connect(f"http://127.0.0.1:{gateway.port}/ws"))
+            await ws.hello()
+            refused = await ws.request("event_listen", 2, "/meta/lease_events")
+            assert refused == ["reply", 2, ["error", "forbidden"]]
+            await ws.ws.close()
+        await owner.aclose()

@@ -33,17 +33,17 @@ async def limited(**limits: Any) -> AsyncIterator[tuple[BrokerThread, str]]:
 
 
 async def test_websockets_count_against_max_connections(http: aiohttp.ClientSession) -> None:
-    """With max_connections open (the gateway's own session, a websocket, a TCP client), a new
+    """With max_connections open (the gateway's own two sessions, a websocket, a TCP client), a new
     websocket is closed at once with 1013 and the limit; a TCP client is refused as before;
     once a connection closes, a websocket gets in."""
-    async with limited(max_connections=3) as (handle, base):
+    async with limited(max_connections=4) as (handle, base):
         first = Ws(await http.ws_connect(base + "/ws"))
         await first.hello()
         async with await connect(handle.port) as native:
             sessions = handle.call(lambda: len(handle.broker.router.sessions))
-            assert sessions == 3
+            assert sessions == 4
             refused = Ws(await http.ws_connect(base + "/ws"))
-            assert await refused.closed() == (1013, "max_connections (3) open")
+            assert await refused.closed() == (1013, "max_connections (4) open")
             async with await Wire.connect(handle.port) as tcp:
                 await tcp.expect_closed()
             gateway = handle.broker.gateway
@@ -54,7 +54,7 @@ async def test_websockets_count_against_max_connections(http: aiohttp.ClientSess
             assert isinstance(reply, m.ReplyStateKnown)
             await first.ws.close()
             change = await native.recv_as(m.StateNotify)
-            assert len(change.value.obj["clients"]) == 2
+            assert len(change.value.obj["clients"]) == 3
             second = Ws(await http.ws_connect(base + "/ws"))
             assert isinstance(await second.hello(), str)
 

@@ -229,6 +229,9 @@ class Access(Gate):
         if session in self._busy:
             self.router.disconnect(session, "protocol_error: hello during a login", now)
             return False
+        if session.trusted:
+            session.grants = None
+            return True
         listener = session.listener
         if (
             session.user == ANONYMOUS
@@ -324,7 +327,7 @@ class Access(Gate):
         self._grants.clear()
         router = self.router
         for session in list(router.sessions):
-            if session.closed or not session.conn.hello_done:
+            if session.closed or not session.conn.hello_done or session.trusted:
                 continue
             if session in self._by_password and session.user not in settings.users.hashes:
                 self._tell(session, "user removed", [])

@@ -71,7 +71,13 @@ class Gateway:
         self.leases = LeaseCounts()
         self.lag = LoopLag()
         self.metrics = Metrics(host.router, self.leases, self.lag, time.time())
-        self.client = InternalClient(host, self._lease_event, ("/meta/lease_events",))
+        #: The session HTTP requests go through: an ordinary, anonymous client.
+        self.client = InternalClient(host)
+        #: The broker's own session that counts lease activity for the metrics; access rules
+        #: do not apply to it, and it serves no outside request.
+        self.watcher = InternalClient(
+            host, self._lease_event, ("/meta/lease_events",), trusted=True
+        )
         self.api = HttpApi(self.client, timeout, host.limits.max_http_requests)
         self.admission = Admission(host)
         self._runner: web.AppRunner | None = None
@@ -116,6 +122,7 @@ class Gateway:
             OSError: the address cannot be bound.
         """
         self.client.start()
+        self.watcher.start()
         self.lag.start()
         runner = web.AppRunner(
             self.application(), access_log=None, handle_signals=False, shutdown_timeout=1.0
@@ -128,6 +135,7 @@ class Gateway:
             await runner.cleanup()
             self.lag.stop()
             self.client.close()
+            self.watcher.close()
             if isinstance(exc, OSError):
                 where = f"HTTP port {self.address}:{self._port}"
                 raise OSError(exc.errno, f"{where}: {exc.strerror or exc}") from exc
@@ -149,6 +157,7 @@ class Gateway:
         runner, self._runner = self._runner, None
         self.lag.stop()
         self.client.close()
+        self.watcher.close()
         if runner is not None:
             await runner.cleanup()
 

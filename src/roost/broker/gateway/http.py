@@ -53,6 +53,8 @@ class InternalClient:
         host: the broker.
         on_event: called with (path, value) for every event on a path in ``listens``.
         listens: event paths to listen to from the start (again after a reconnect).
+        trusted: the session is the broker's own: access rules do not apply to it. Only for
+            sessions that serve no outside request (the lease watcher of the metrics).
     """
 
     def __init__(
@@ -60,8 +62,11 @@ class InternalClient:
         host: Host,
         on_event: Callable[[str, Any], None] | None = None,
         listens: tuple[str, ...] = (),
+        *,
+        trusted: bool = False,
     ) -> None:
         self._host = host
+        self._trusted = trusted
         self._on_event = on_event
         self._listens = listens
         self._waiting: dict[int, asyncio.Future[m.Message]] = {}
@@ -79,6 +84,9 @@ class InternalClient:
         if link is not None and not link.is_closing():
             return
         self._link = link = Link(self._host, self._deliver, self._closed, "gateway")
+        session = link.session
+        if self._trusted and session is not None:
+            session.trusted = True
         link.send(m.Hello(m.VERSION, 0))
         for path in self._listens:
             rid = self._claim()
