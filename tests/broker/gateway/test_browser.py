@@ -123,7 +123,8 @@ def test_dashboard_follows_the_broker(web_broker: WebBroker, browser: webdriver.
         _wait(browser, 5, lambda d: _cell(d, row) == "alice")
         _wait(browser, 5, lambda d: "granted lab/arm alice" in (_cell(d, "#lease-events") or ""))
         _wait(browser, 5, lambda d: (_cell(d, "#fig-leases") or "").startswith("1 held"))
-        assert _cell(browser, "#fig-connections") == "3"  # the gateway's own, the page, native
+        # The gateway's own two (HTTP requests and the lease watcher), the page, native.
+        assert _cell(browser, "#fig-connections") == "4"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "dashboard.png"
         assert browser.save_screenshot(str(shot))
