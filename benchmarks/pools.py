@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import selectors
 import sys
 import tempfile
 import time
@@ -30,12 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Table, format_rate, percentiles
-from benchmarks.leases import _Conn
+from benchmarks.leases import _Conn, contend
 from benchmarks.processes import Server, _loops, _raise_nofile
 from roost.broker.leases.pools import PoolBook, check_inventory, with_defaults
 from roost.broker.leases.table import LeaseTable
 from roost.broker.leases.types import Identity
-from roost.protocol import codec
 from roost.protocol import messages as m
 from roost.protocol.values import Value
 
@@ -115,58 +113,6 @@ def _wire_cycles(port: int, query: dict[str, Any], duration: float) -> float:
     return count / elapsed
 
 
-def _contention(
-    port: int, clients: int, query: dict[str, Any], duration: float
-) -> tuple[float, float, float]:
-    """``clients`` connections loop acquire (wait forever) / return by ``query``."""
-    sel = selectors.DefaultSelector()
-    conns = [_Conn(port) for _ in range(clients)]
-    acquire = codec.encode(m.LeaseAcquire(1, Value.of({"requirements": query, "wait": -1})))
-    sent_at: dict[int, float] = {}
-    waits: list[float] = []
-    grants = 0
-
-    def ask(i: int) -> None:
-        sent_at[i] = time.perf_counter()
-        conns[i].sock.sendall(acquire)
-
-    def granted(i: int, token: Any) -> None:
-        nonlocal grants
-        grants += 1
-        waits.append(time.perf_counter() - sent_at[i])
-        conns[i].sock.sendall(codec.encode(m.LeaseReturn(2, Value.of({"token": token}))))
-
-    for i, conn in enumerate(conns):
-        conn.sock.setblocking(False)
-        sel.register(conn.sock, selectors.EVENT_READ, i)
-        ask(i)
-    started = time.perf_counter()
-    deadline = started + duration
-    while time.perf_counter() < deadline:
-        for key, _ in sel.select(0.1):
-            i = key.data
-            conn = conns[i]
-            try:
-                data = conn.sock.recv(65536)
-            except BlockingIOError:
-                continue
-            for payload in conn.decoder.feed(data):
-                msg = codec.decode(payload)
-                obj = getattr(getattr(msg, "value", None), "obj", None)
-                if isinstance(msg, m.ReplyOk) and isinstance(obj, dict):
-                    if obj.get("status") == "OK" and "lease" in obj:
-                        granted(i, obj["lease"]["token"])
-                    elif obj.get("status") == "OK":  # the return's reply
-                        ask(i)
-                elif isinstance(msg, m.LeaseGranted):
-                    granted(i, msg.body.obj["lease"]["token"])
-    elapsed = time.perf_counter() - started
-    for conn in conns:
-        conn.sock.close()
-    p50, p99 = percentiles(waits)
-    return grants / elapsed, p50 * 1e3, p99 * 1e3
-
-
 def _serve(path: str, loop: str) -> None:
     """Entry point of the broker process: a broker with the inventory at ``path``."""
     from roost.broker import Broker
@@ -225,7 +171,8 @@ def run(quick: bool = False) -> None:
                 one = _wire_cycles(broker.port, linux, duration)
                 n_linux = len(book.matches(with_defaults(linux, HOST)))
                 wire.add(loop, 1, n_linux, format_rate(one), "-", "-")
-                grants, p50, p99 = _contention(broker.port, 50, contended, duration)
+                needs = {"requirements": contended}
+                grants, p50, p99 = contend(broker.port, 50, duration, needs)
                 n_few = len(book.matches(with_defaults(contended, HOST)))
                 wire.add(loop, 50, n_few, format_rate(grants), f"{p50:.2f}", f"{p99:.2f}")
             finally:
