@@ -31,9 +31,11 @@ TOO_MANY_REGISTRATIONS: Final = "too_many_registrations"
 TREE_FULL: Final = "tree_full"
 
 # Keys whose value is a number of seconds (0 turns the deadline off); the rest are counts.
-_SECONDS: Final = frozenset({"hello_timeout", "frame_timeout", "max_idle", "accept_backoff"})
+_SECONDS: Final = frozenset(
+    {"hello_timeout", "frame_timeout", "max_idle", "accept_backoff", "http_idle"}
+)
 # Counts where 0 means "no limit".
-_ZERO_OFF: Final = frozenset({"max_connections"})
+_ZERO_OFF: Final = frozenset({"max_connections", "max_http_connections"})
 
 
 class Where(Protocol):
@@ -74,6 +76,10 @@ class Limits:
         max_http_body: largest HTTP request body the gateway reads, in bytes (413 beyond).
         max_http_requests: HTTP ``/call``, ``/get`` and ``/set`` requests waiting for their
             answer at once (503 for one more).
+        max_http_connections: open TCP connections to the gateway's HTTP port; one more is
+            answered 503 and closed at accept (0: no limit).
+        http_idle: seconds an HTTP connection may stay without a request in progress (from
+            its accept, or since its last answer) before it is closed (0: never).
     """
 
     max_path_length: int = 1024
@@ -88,6 +94,8 @@ class Limits:
     accept_backoff: float = 1.0
     max_http_body: int = 1024 * 1024
     max_http_requests: int = 1024
+    max_http_connections: int = 1024
+    http_idle: float = 75.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

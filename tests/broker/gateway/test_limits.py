@@ -140,3 +140,54 @@ async def test_http_requests_in_flight_bound(http: aiohttp.ClientSession) -> Non
         await owner.send(m.ReplyOk(call.id, v("again")))
         async with await again as response:
             assert (response.status, await response.json()) == (200, "again")
+
+
+async def _raw_http(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_http_connections_bound(http: aiohttp.ClientSession) -> None:
+    """With max_http_connections open (idle, no request sent), one more is answered 503 with
+    Retry-After and the limit, and closed; once one closes, HTTP is served again."""
+    async with limited(max_http_connections=3) as (handle, base):
+        gateway = handle.broker.gateway
+        assert gateway is not None and gateway.listener is not None
+        port = gateway.port
+        held = [await _raw_http(port) for _ in range(3)]
+        server = gateway.listener.server
+        handle.wait_until(lambda: len(server.connections) == 3)
+        reader, writer = await _raw_http(port)
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503 ")
+        assert b"\r\nRetry-After: 1\r\n" in head
+        assert body == b"too many HTTP connections open (max_http_connections 3)\n"
+        assert handle.call(lambda: gateway.listener.refused if gateway.listener else 0) == 1
+        _, first = held.pop()
+        first.close()
+        await first.wait_closed()
+        handle.wait_until(lambda: len(server.connections) == 2)
+        async with http.get(base + "/get/meta/broker") as response:
+            assert response.status == 200
+        for _, writer in held:
+            writer.close()
+
+
+async def test_http_idle_closes_silent_and_half_sent_connections() -> None:
+    """A connection that sends nothing, and one that sends half a request head, are closed by
+    the gateway after http_idle; a connection that completes a request is answered."""
+    async with limited(http_idle=0.3) as (handle, _):
+        gateway = handle.broker.gateway
+        assert gateway is not None
+        silent = await _raw_http(gateway.port)
+        half = await _raw_http(gateway.port)
+        half[1].write(b"GET /get/meta/broker HTTP/1.1\r\nHost: x\r\n")
+        for reader, _ in (silent, half):
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        reader, writer = await _raw_http(gateway.port)
+        writer.write(b"GET /get/meta/broker HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        for _, w in (silent, half, (reader, writer)):
+            w.close()

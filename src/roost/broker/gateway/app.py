@@ -8,8 +8,10 @@ Rules of this module:
 - aiohttp runs on the loop the broker runs on (asyncio's or uvloop), so websocket clients and
   HTTP requests reach the synchronous router directly: no thread, no queue between them.
 - Bounds: request bodies of at most ``max_http_body`` bytes (aiohttp answers 413 beyond), at
-  most ``max_http_requests`` HTTP requests waiting for an answer (503 beyond), websockets
-  counted against ``max_connections`` (:mod:`roost.broker.gateway.ws`); all from the broker's
+  most ``max_http_requests`` HTTP requests waiting for an answer (503 beyond), at most
+  ``max_http_connections`` connections, each closed after ``http_idle`` without a request in
+  progress (:mod:`roost.broker.gateway.accept`), websockets counted against
+  ``max_connections`` (:mod:`roost.broker.gateway.ws`); all from the broker's
   :class:`~roost.broker.limits.Limits`.
 - ``authenticate`` is the hook for access control: an async callable that sees every request
   before its handler and refuses it by raising an ``aiohttp.web.HTTPException`` (401, 403).
@@ -26,6 +28,7 @@ from typing import Final
 
 from aiohttp import web
 
+from roost.broker.gateway.accept import CappedListener
 from roost.broker.gateway.http import DEFAULT_TIMEOUT, HttpApi, InternalClient
 from roost.broker.gateway.link import Host
 from roost.broker.gateway.metrics import LeaseCounts, LoopLag, Metrics
@@ -81,6 +84,8 @@ class Gateway:
         self.api = HttpApi(self.client, timeout, host.limits.max_http_requests)
         self.admission = Admission(host)
         self._runner: web.AppRunner | None = None
+        #: The listening socket, once started (it counts and caps HTTP connections).
+        self.listener: CappedListener | None = None
         self._bound = port
 
     @property
@@ -124,13 +129,19 @@ class Gateway:
         self.client.start()
         self.watcher.start()
         self.lag.start()
+        limits = self.host.limits
         runner = web.AppRunner(
-            self.application(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+            self.application(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            keepalive_timeout=limits.http_idle,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.address, self._port, reuse_address=True)
+        assert runner.server is not None
+        listener = CappedListener(runner.server, limits.max_http_connections)
         try:
-            await site.start()
+            self._bound = await listener.start(self.address, self._port)
         except BaseException as exc:
             await runner.cleanup()
             self.lag.stop()
@@ -141,10 +152,7 @@ class Gateway:
                 raise OSError(exc.errno, f"{where}: {exc.strerror or exc}") from exc
             raise
         self._runner = runner
-        server = site._server  # aiohttp exposes the bound port only through its server
-        sockets = getattr(server, "sockets", None) or ()
-        if sockets:
-            self._bound = int(sockets[0].getsockname()[1])
+        self.listener = listener
         log.info(
             "http and websockets on %s:%d",
             self.address,
@@ -155,6 +163,8 @@ class Gateway:
     async def close(self) -> None:
         """Stop listening; idempotent. Websocket sessions end with the broker's connections."""
         runner, self._runner = self._runner, None
+        if self.listener is not None:
+            self.listener.close()
         self.lag.stop()
         self.client.close()
         self.watcher.close()
