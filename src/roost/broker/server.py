@@ -36,7 +36,7 @@ import anyio.abc
 from roost.broker.auth.access import Access, install_access
 from roost.broker.auth.checker import PasswordChecker
 from roost.broker.auth.settings import AuthSettings
-from roost.broker.auth.web import figures_guard
+from roost.broker.auth.web import http_guard
 from roost.broker.gateway import Gateway
 from roost.broker.guard import Acceptor, Deadlines, peer_gone
 from roost.broker.leases import install_leases
@@ -510,7 +510,7 @@ class Broker:
         )
         self.host = self.listeners[0].host
         if self.http_port is not None:
-            guard = figures_guard(access.grants, self._gateway_listener(), self.allow_anonymous)
+            guard = http_guard(access.grants, self._gateway_listener(), self.allow_anonymous)
             gateway = Gateway(self, self.host, self.http_port, authenticate=guard)
             try:
                 await gateway.start()
@@ -520,10 +520,17 @@ class Broker:
             self.gateway = gateway
 
     def _gateway_listener(self) -> Listener:
-        """The gateway's pseudo-listener: a plain (not TLS) one, so password logins over
-        websockets only on loopback, and anonymous only on loopback or with
-        ``allow_anonymous``, as for any listener."""
-        return Listener(self.host, self.http_port or 0)
+        """The gateway's pseudo-listener: a plain (not TLS) one on the first listener's host,
+        with that listener's ``anonymous`` and ``password_login`` settings, so password logins
+        over websockets only on loopback (unless allowed there), and anonymous requests only
+        where that listener takes them, as for any listener."""
+        first = self.listeners[0]
+        return Listener(
+            self.host,
+            self.http_port or 0,
+            anonymous=first.anonymous,
+            password_login=first.password_login,
+        )
 
     def attach(self, transport: Any) -> _ConnectionProtocol:
         """Open a connection on ``transport``, an object with the methods of an asyncio

@@ -162,3 +162,45 @@ async def test_lease_figures_count_under_rules() -> None:
             assert refused == ["reply", 2, ["error", "forbidden"]]
             await ws.ws.close()
         await owner.aclose()
+
+
+USERS_ONLY = """
+[users]
+owner = "{hash}"
+"""
+
+
+async def test_http_api_refused_where_anonymous_connections_are() -> None:
+    """Where the broker accepts no anonymous connections, HTTP requests (which cannot log in)
+    act on nothing: with users and no rules, a TCP client that does not log in is refused, and
+    so are HTTP calls, gets and sets (403, naming why); the owner's action is never called."""
+    from roost.protocol import messages as m
+    from tests.wire import Wire, v
+
+    closed = Listener("127.0.0.1", 0, anonymous=False)
+    with broker(settings(USERS_ONLY), listeners=[closed], http_port=0) as b:
+        gateway = b.broker.gateway
+        assert gateway is not None
+        owner = await user_wire(b.port, "owner")
+        await owner.register("action", "/lab/fire")
+        await owner.register("state", "/lab/t")
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/lab/t", v(1)))
+        async with await Wire.connect(b.port) as stranger:
+            await stranger.send(m.Hello(1, 30))
+            await stranger.expect_closed()
+        base = f"http://127.0.0.1:{gateway.port}"
+        async with aiohttp.ClientSession() as http:
+            for method, path, body in (
+                ("POST", "/call/lab/fire", "[]"),
+                ("GET", "/get/lab/t", None),
+                ("POST", "/set/lab/t", "2"),
+                ("POST", "/call/meta/ls", '["/"]'),
+            ):
+                async with http.request(method, base + path, data=body) as r:
+                    assert r.status == 403, path
+                    assert "accepts no anonymous requests" in await r.text()
+            async with http.get(f"{base}/") as r:
+                assert r.status == 200  # the dashboard's page, whose websocket logs in
+        # Nothing reached the owner: the next message it gets is the answer to its own request.
+        await owner.call_ok(m.StateChanged(owner.next_id(), "/lab/t", v(3)))
+        await owner.aclose()
