@@ -510,7 +510,7 @@ class Broker:
         )
         self.host = self.listeners[0].host
         if self.http_port is not None:
-            guard = http_guard(access.grants, self._gateway_listener(), self.allow_anonymous)
+            guard = http_guard(access, self._gateway_listener(), self.allow_anonymous)
             gateway = Gateway(self, self.host, self.http_port, authenticate=guard)
             try:
                 await gateway.start()

@@ -2,16 +2,19 @@
 
 Rules of this module:
 
-- HTTP requests cannot log in: they are ``anonymous``, and the gateway's HTTP API sends them
-  through one router session of its own, checked against the rules like any other.
+- A plain HTTP request is ``anonymous`` unless it carries Basic credentials
+  (:mod:`roost.broker.auth.basic`), which are accepted where password logins are (TLS or
+  loopback, or ``password_login = true``) and make it act as that user. The gateway's HTTP API
+  sends each user's requests through a router session of that user, checked against the rules
+  like any other.
 - Where the broker accepts no anonymous connections (the gateway's address is not loopback
   and ``--allow-anonymous`` is off, or its listener says ``anonymous = false``), the HTTP API
-  (``/call/``, ``/get/``, ``/set/``) and the figures are refused with 403 before anything
-  reaches the broker, as a TCP client that does not log in is refused. The dashboard's page
-  and files stay open: its websocket logs in.
+  (``/call/``, ``/get/``, ``/set/``) and the figures are refused with 403 to a request without
+  credentials before anything reaches the broker, as a TCP client that does not log in is
+  refused. The dashboard's page and files stay open: its websocket logs in.
 - The figures (``/metrics``, ``/api/stats``) name every client (ids, addresses), so they also
-  need what ``/meta/clients`` needs: no access rules, or ``admin`` on ``/meta`` for
-  ``anonymous``.
+  need what ``/meta/clients`` needs: no access rules, or ``admin`` on ``/meta`` for the
+  request's user.
 - Websockets are connections of the broker and log in (or not) like TCP clients: not guarded
   here.
 """
@@ -19,10 +22,13 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 from aiohttp import web
 
+from roost.broker.auth.access import Access
 from roost.broker.auth.acl import ANONYMOUS
+from roost.broker.auth.basic import BasicLogins
 from roost.broker.auth.gate import audit_log
 from roost.broker.listeners import Listener
 
@@ -35,33 +41,48 @@ API = ("/call/", "/get/", "/set/")
 
 
 def http_guard(
-    grants: Callable[[str], object | None], listener: Listener, allow_anonymous: bool
-) -> Callable[[web.Request], Awaitable[None]]:
-    """The gateway's ``authenticate`` hook: refuses the HTTP API and the figures with 403 where
-    the gateway's address accepts no anonymous connections, and the figures where
-    ``anonymous`` may not read ``/meta/clients`` (``grants``: the access layer's per-user
-    lookup)."""
+    access: Access, listener: Listener, allow_anonymous: bool
+) -> Callable[[web.Request], Awaitable[str | None]]:
+    """The gateway's ``authenticate`` hook, for the broker whose access layer is ``access``.
 
-    async def authenticate(request: web.Request) -> None:
+    Returns the user a request with Basic credentials acts as (``None``: anonymous). Refuses
+    with 403 the HTTP API and the figures where the gateway's address accepts no anonymous
+    connections and the request has no credentials, Basic credentials where it accepts no
+    password logins, and the figures to a user who may not read ``/meta/clients``.
+    """
+
+    grants = access.grants
+    logins = BasicLogins(access)
+
+    async def authenticate(request: web.Request) -> str | None:
         path = request.path
         figures = path in FIGURES
         if not figures and not path.startswith(API):
-            return
-        if not listener.allows_anonymous(allow_anonymous):
-            why = "this address accepts no anonymous requests"
-        elif not figures:
-            return
-        else:
-            found = grants(ANONYMOUS)
-            if found is None or getattr(found, "admin", False):
-                return
-            why = "the broker's figures need admin on /meta"
-        audit_log.warning(
-            "forbidden: user=anonymous peer=%s http %s",
-            request.remote,
-            request.path,
-            extra={"user": ANONYMOUS, "peer": request.remote, "path": request.path},
-        )
-        raise web.HTTPForbidden(text=f"forbidden: {why}")
+            return None
+        header = request.headers.get("Authorization")
+        user = ANONYMOUS
+        if header is not None:
+            if not listener.allows_passwords():
+                why = "password logins need TLS or loopback on this address"
+                _refuse(request, user, why)
+            user = await logins.user(request, header)
+        elif not listener.allows_anonymous(allow_anonymous):
+            _refuse(request, user, "this address accepts no anonymous requests")
+        if figures:
+            found = grants(user)
+            if found is not None and not getattr(found, "admin", False):
+                _refuse(request, user, "the broker's figures need admin on /meta")
+        return None if user == ANONYMOUS else user
 
     return authenticate
+
+
+def _refuse(request: web.Request, user: str, why: str) -> NoReturn:
+    audit_log.warning(
+        "forbidden: user=%s peer=%s http %s",
+        user,
+        request.remote,
+        request.path,
+        extra={"user": user, "peer": request.remote, "path": request.path},
+    )
+    raise web.HTTPForbidden(text=f"forbidden: {why}")

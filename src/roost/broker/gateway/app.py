@@ -14,7 +14,9 @@ Rules of this module:
   ``max_connections`` (:mod:`roost.broker.gateway.ws`); all from the broker's
   :class:`~roost.broker.limits.Limits`.
 - ``authenticate`` is the hook for access control: an async callable that sees every request
-  before its handler and refuses it by raising an ``aiohttp.web.HTTPException`` (401, 403).
+  before its handler, refuses it by raising an ``aiohttp.web.HTTPException`` (401, 403) and
+  returns the user the request acts as (``None``: anonymous), which the HTTP API's requests
+  then go through the broker as (:data:`~roost.broker.gateway.http.USER`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Final
 from aiohttp import web
 
 from roost.broker.gateway.accept import CappedListener
-from roost.broker.gateway.http import DEFAULT_TIMEOUT, HttpApi, InternalClient
+from roost.broker.gateway.http import DEFAULT_TIMEOUT, USER, HttpApi, InternalClient
 from roost.broker.gateway.link import Host
 from roost.broker.gateway.metrics import LeaseCounts, LoopLag, Metrics
 from roost.broker.gateway.ws import Admission, handle_ws
@@ -41,8 +43,9 @@ DEFAULT_HTTP_PORT: Final = 11237
 #: The dashboard's files, shipped in the package.
 STATIC: Final = Path(__file__).parent / "static"
 
-#: Called with every request before its handler; raises an HTTPException to refuse it.
-Authenticate = Callable[[web.Request], Awaitable[None]]
+#: Called with every request before its handler; raises an HTTPException to refuse it, returns
+#: the user it acts as (``None``: anonymous).
+Authenticate = Callable[[web.Request], Awaitable[str | None]]
 
 log = logging.getLogger("roost.broker.gateway")
 
@@ -81,7 +84,7 @@ class Gateway:
         self.watcher = InternalClient(
             host, self._lease_event, ("/meta/lease_events",), trusted=True
         )
-        self.api = HttpApi(self.client, timeout, host.limits.max_http_requests)
+        self.api = HttpApi(self.client, timeout, host.limits.max_http_requests, host=host)
         self.admission = Admission(host)
         self._runner: web.AppRunner | None = None
         #: The listening socket, once started (it counts and caps HTTP connections).
@@ -104,7 +107,7 @@ class Gateway:
             request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
         ) -> web.StreamResponse:
             if self.authenticate is not None:
-                await self.authenticate(request)
+                request[USER] = await self.authenticate(request)
             return await handler(request)
 
         app = web.Application(middlewares=[gate], client_max_size=self.host.limits.max_http_body)
@@ -168,6 +171,7 @@ class Gateway:
         self.lag.stop()
         self.client.close()
         self.watcher.close()
+        self.api.close()
         if runner is not None:
             await runner.cleanup()
 

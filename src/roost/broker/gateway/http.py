@@ -2,8 +2,11 @@
 
 Rules of this module:
 
-- Every HTTP request goes through one session of the gateway's own (:class:`InternalClient`),
-  an ordinary router client: HTTP sees exactly what a TCP client would, errors included.
+- Every HTTP request goes through a session of the gateway's own (:class:`InternalClient`),
+  an ordinary router client: HTTP sees exactly what a TCP client would, errors included. An
+  anonymous request goes through one shared session; a request the access hook found to act as
+  a user (``request[USER]``) through that user's session, made on the user's first request
+  (one per user, so at most as many as the users file names).
 - JSON bodies and results; the HTTP method is not checked (as eshetsrv). Success: 200 with the
   result (``null`` for a plain ok); an ESHET error: ``520 ESHET Error`` with the error value as
   JSON; a body that is not JSON: 400 with a text message; ``?wrap`` wraps the result as
@@ -31,11 +34,14 @@ from roost.protocol import messages as m
 __all__ = (
     "DEFAULT_MAX_REQUESTS",
     "DEFAULT_TIMEOUT",
+    "USER",
     "GatewayUnavailable",
     "HttpApi",
     "InternalClient",
 )
 
+#: The request key holding the user a request acts as (``None``: anonymous).
+USER: Final = web.RequestKey[str | None]("roost.user")
 #: Seconds an HTTP request waits for its answer.
 DEFAULT_TIMEOUT: Final = 30.0
 #: HTTP requests waiting for their answer at once (``max_http_requests`` of the limits).
@@ -55,6 +61,7 @@ class InternalClient:
         listens: event paths to listen to from the start (again after a reconnect).
         trusted: the session is the broker's own: access rules do not apply to it. Only for
             sessions that serve no outside request (the lease watcher of the metrics).
+        user: the user the session acts as (its grants apply); ``None``: anonymous.
     """
 
     def __init__(
@@ -64,9 +71,11 @@ class InternalClient:
         listens: tuple[str, ...] = (),
         *,
         trusted: bool = False,
+        user: str | None = None,
     ) -> None:
         self._host = host
         self._trusted = trusted
+        self._user = user
         self._on_event = on_event
         self._listens = listens
         self._waiting: dict[int, asyncio.Future[m.Message]] = {}
@@ -87,6 +96,8 @@ class InternalClient:
         session = link.session
         if self._trusted and session is not None:
             session.trusted = True
+        if self._user is not None and session is not None:
+            session.user = self._user
         link.send(m.Hello(m.VERSION, 0))
         for path in self._listens:
             rid = self._claim()
@@ -159,12 +170,14 @@ def _json(value: Any, status: int = 200, reason: str | None = None) -> web.Respo
 
 
 class HttpApi:
-    """The three HTTP verbs over one :class:`InternalClient`.
+    """The three HTTP verbs over the gateway's sessions.
 
     Args:
-        client: the gateway's session.
+        client: the gateway's session for anonymous requests.
         timeout: seconds a request waits for its answer.
         max_requests: requests waiting for their answer at once.
+        host: the broker, to open a session per user (without it, every request is
+            anonymous).
     """
 
     def __init__(
@@ -172,8 +185,13 @@ class HttpApi:
         client: InternalClient,
         timeout: float = DEFAULT_TIMEOUT,
         max_requests: int = DEFAULT_MAX_REQUESTS,
+        *,
+        host: Host | None = None,
     ) -> None:
         self.client = client
+        self._host = host
+        #: The sessions of users whose requests came with credentials, by user.
+        self.users: dict[str, InternalClient] = {}
         self.timeout = timeout
         self.max_requests = max_requests
         #: Requests waiting for their answer now.
@@ -217,6 +235,20 @@ class HttpApi:
         value = wire_value(obj)
         return await self._answer(request, lambda rid: m.Set(rid, path, value))
 
+    def _client(self, user: str | None) -> InternalClient:
+        if user is None or self._host is None:
+            return self.client
+        client = self.users.get(user)
+        if client is None:
+            client = self.users[user] = InternalClient(self._host, user=user)
+        return client
+
+    def close(self) -> None:
+        """End the users' sessions (the anonymous one is its owner's to close)."""
+        users, self.users = self.users, {}
+        for client in users.values():
+            client.close()
+
     async def _answer(self, request: web.Request, make: Callable[[int], m.Message]) -> web.Response:
         if self.in_flight >= self.max_requests:
             return web.Response(
@@ -226,7 +258,7 @@ class HttpApi:
             )
         self.in_flight += 1
         try:
-            reply = await self.client.request(make, self.timeout)
+            reply = await self._client(request.get(USER)).request(make, self.timeout)
         except GatewayUnavailable as exc:
             return web.Response(status=503, text=str(exc))
         except TimeoutError:
