@@ -90,11 +90,17 @@ class AsyncioLink(Link, asyncio.Protocol):
         token = _LIBRARY.set("asyncio") if _LIBRARY is not None else None
         try:
             pending = self._pending
+            emits = self.emits
+            unacked = emits.unacked
             for msg in self.conn.receive_data(data):
                 if isinstance(msg, (m.ReplyOk, m.ReplyError)):  # the common reply, inline
                     entry = pending.pop(msg.id, None)
                     if entry is not None:
                         self._settle(entry, msg)
+                    else:  # an emit's: only an error or a waiter makes it more than a pop
+                        emit = unacked.pop(msg.id, None)
+                        if emit is not None and (msg.__class__ is m.ReplyError or emits.waiting):
+                            emits.settle(emit, msg)
                 elif isinstance(msg, (m.EventNotify, m.ActionCall)):  # the common push
                     self.on_message(msg)
                 else:
@@ -168,14 +174,17 @@ class AsyncioLink(Link, asyncio.Protocol):
             future.set_result(reply)
 
     def _dispatch(self, msg: m.Message | m.BadValue) -> None:
-        if isinstance(msg, REPLIES):
+        if isinstance(msg, REPLIES) or (isinstance(msg, m.BadValue) and msg.code in REPLY_CODES):
             entry = self._pending.pop(msg.id, None)
             if entry is not None:
-                self._settle(entry, msg)
-        elif isinstance(msg, m.BadValue) and msg.code in REPLY_CODES:
-            entry = self._pending.pop(msg.id, None)
-            if entry is not None:
-                self._settle(entry, InvalidValue(f"reply with an invalid value: {msg.reason}"))
+                if isinstance(msg, m.BadValue):
+                    self._settle(entry, InvalidValue(f"reply with an invalid value: {msg.reason}"))
+                else:
+                    self._settle(entry, msg)
+            else:
+                emit = self.emits.unacked.pop(msg.id, None)
+                if emit is not None:
+                    self.emits.settle(emit, msg)
         else:
             super()._dispatch(msg)  # the hello reply, and every push
 
