@@ -193,8 +193,8 @@ async def test_leaving_with_an_error_flushes_and_keeps_the_error(
 
 
 async def test_state_changes_are_pipelined(broker_thread: BrokerThread) -> None:
-    """An owned state's changes return before their reply and keep their order for observers;
-    ``wait=True`` waits for the reply."""
+    """An owned state's changes return before their reply and keep their order, for observers
+    and for the owner's own later requests; ``wait=True`` waits for the reply."""
     seen = Collector()
     async with (
         Client(server=broker_thread.address) as a,
@@ -204,6 +204,7 @@ async def test_state_changes_are_pipelined(broker_thread: BrokerThread) -> None:
         assert await b.state_observe("/pipe/st", seen) is Unknown
         for n in range(100):
             await state.changed(n)
+        assert await a.get("/pipe/st") == 99  # a request of the same client comes after them
         await state.unknown()
         await state.changed("last", wait=True)
         assert a.statistics()["unconfirmed"] == 0

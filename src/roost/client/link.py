@@ -132,6 +132,11 @@ class Link:
         """Hand one frame to whatever writes the socket (never blocks)."""
         self._out_send.send_nowait(data)
 
+    def _write_pipelined(self, data: bytes) -> None:
+        """Hand one frame of a request nobody waits for to the socket's writer (the writer
+        task sends what piled up in one system call)."""
+        self._out_send.send_nowait(data)
+
     def _waiter(self, sent_at: float, on_reply: OnReply | None = None) -> Waiter:
         return Waiter(sent_at, on_reply)
 
@@ -149,7 +154,7 @@ class Link:
         rid = conn.allocate_id()
         if rid is None:
             raise RoostError("too many requests waiting for replies")
-        self._write(conn.send(make(rid)))
+        self._write_pipelined(conn.send(make(rid)))
         self.last_send = now = monotonic()
         self.emits.sent(rid, now, path, kept)
 
