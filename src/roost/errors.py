@@ -135,15 +135,17 @@ class ConnectFailed(RoostError, OSError):
 class RemoteError(RoostError):
     """The peer answered a request with an error reply.
 
-    ``value`` is the decoded wire value, for example ``"path_not_found"``.
+    ``value`` is the decoded wire value, for example ``"path_not_found"``; ``path`` is the path
+    of a pipelined emit or state change the broker refused (``None`` for a request's own reply).
     """
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: Any, path: str | None = None) -> None:
         super().__init__(value)
         self.value = value
+        self.path = path
 
     def __str__(self) -> str:
-        return str(self.value)
+        return str(self.value) if self.path is None else f"{self.path}: {self.value}"
 
 
 class LeaseError(RemoteError):

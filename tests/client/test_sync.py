@@ -35,9 +35,10 @@ def test_sync_verbs(broker_thread: BrokerThread, backend: str) -> None:
         b.set("/dev/level", 9)
         assert b.get("/dev/level") == 9
         a.state_register("temp")
-        a.state_changed("temp", 17.5)
+        a.state_changed("temp", 17.5, wait=True)
         assert b.get("/dev/temp") == 17.5
         a.state_unknown("temp")
+        a.flush()  # confirmed: another client's get sees it
         with pytest.raises(RemoteError) as info:
             b.get("/dev/temp")
         assert info.value.value == "state_unknown"

@@ -116,6 +116,7 @@ async def test_state_get_set_and_unknown(broker_thread: BrokerThread) -> None:
             await b.get("/room/temp")
         assert info.value.value == "state_unknown"
         await temp.changed(20.5)
+        await a.flush()  # the change is confirmed: another client's get sees it
         assert await b.get("/room/temp") == 20.5
         assert temp.value == 20.5
         with pytest.raises(RemoteError) as info:
@@ -129,10 +130,10 @@ async def test_state_get_set_and_unknown(broker_thread: BrokerThread) -> None:
         await a.state_register("/room/target", accept)
         assert await b.set("/room/target", 22) == "ok"
         assert await b.get("/room/target") == 22
-        await temp.unknown()
+        await temp.unknown(wait=True)
         with pytest.raises(RemoteError):
             await b.get("/room/temp")
-        await a.state_changed("/room/target", Unknown)
+        await a.state_changed("/room/target", Unknown, wait=True)
         with pytest.raises(RemoteError) as info:
             await b.get("/room/target")
         assert info.value.value == "state_unknown"
@@ -178,13 +179,14 @@ async def test_events_emit_listen_and_callbacks(broker_thread: BrokerThread) -> 
         async with b.event_listen("/bell/ring") as events:
             await emitter.emit(1)
             await emitter(2)
+            await a.flush()  # confirmed: emits of another client come after them
             await b.event_emit("/bell/ring", "three")
             with anyio.fail_after(WAIT):
                 got = [await events.receive() for _ in range(3)]
         assert got == [1, 2, "three"]
         assert await seen.wait_for(3) == [1, 2, "three"]
         with pytest.raises(RemoteError) as info:
-            await a.event_emit("/bell/none", 1)
+            await a.event_emit("/bell/none", 1, wait=True)
         assert info.value.value == "path_not_found"
 
 
@@ -321,15 +323,17 @@ async def test_ping_and_statistics(broker_thread: BrokerThread) -> None:
 
 
 async def test_state_update_of_a_foreign_state_is_refused(broker_thread: BrokerThread) -> None:
-    """Publishing a state this client does not own raises not_owner (or no_such_node)."""
+    """Publishing a state this client does not own raises not_owner (or no_such_node): the
+    change itself with ``wait=True``, else the flush after it."""
     async with two_clients(broker_thread) as (a, b):
         await a.state_register("/own/x")
         with pytest.raises(RemoteError) as info:
-            await b.state_changed("/own/x", 1)
+            await b.state_changed("/own/x", 1, wait=True)
         assert info.value.value == "not_owner"
+        await b.state_unknown("/own/none")
         with pytest.raises(RemoteError) as info:
-            await b.state_unknown("/own/none")
-        assert info.value.value == "no_such_node"
+            await b.flush()
+        assert (info.value.value, info.value.path) == ("no_such_node", "/own/none")
 
 
 async def test_oversized_request_is_refused_locally(broker_thread: BrokerThread) -> None:

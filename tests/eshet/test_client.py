@@ -6,6 +6,7 @@ what a plain asyncio program meets)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -219,6 +220,39 @@ async def _test_against_a_plain_eshet_server() -> None:
             assert caught.value.args == ("path_not_found",)
         finally:
             await client.close()
+
+
+async def _test_emits_wait_for_the_reply(broker_thread: BrokerThread) -> None:
+    """As in eshet.py, an emit and a state change return only with the broker's reply; a
+    connection lost before it raises Disconnected from that same emit (the state change's
+    value is kept for the reconnect)."""
+    from tests.client.proxy import running_proxy
+
+    async with running_proxy(broker_thread.port) as proxy:
+        client = Client(server=f"127.0.0.1:{proxy.port}")
+        try:
+            await client.wait_for_connection()
+            emit = await client.event_register("/acked/ev")
+            state = await client.state_register("/acked/st")
+            await emit(1)
+            await state.changed(1)
+            proxy.stall()
+            emitting = asyncio.ensure_future(emit(2))
+            changing = asyncio.ensure_future(state.changed(2))
+            done, _ = await asyncio.wait([emitting, changing], timeout=0.1)
+            assert not done  # both wait for a reply that the stalled link holds back
+            proxy.drop()
+            with pytest.raises(Disconnected):
+                await asyncio.wait_for(emitting, WAIT)
+            with contextlib.suppress(Disconnected):
+                await asyncio.wait_for(changing, WAIT)
+        finally:
+            await client.close()
+
+
+def test_emits_wait_for_the_reply(broker_thread: BrokerThread) -> None:
+    """As an eshet.py program runs: under ``asyncio.run``."""
+    asyncio.run(_test_emits_wait_for_the_reply(broker_thread))
 
 
 def test_tour_of_every_verb(broker_thread: BrokerThread) -> None:

@@ -230,8 +230,8 @@ def _send_value(
 
     async def body() -> None:
         async with connected(settings) as client:
-            if verb != "set":
-                await answer(settings, getattr(client, verb)(path, parsed))
+            if verb != "set":  # an emit waits for the broker's answer, to report it
+                await answer(settings, getattr(client, verb)(path, parsed, wait=True))
             else:
                 async with proving(client, lease_resource, key_file) as p:
                     if p.key is not None:
@@ -407,8 +407,8 @@ def publish(ctx: click.Context, path: str) -> int:
                 except click.BadParameter as exc:
                     error(f"skipped: {exc.message}")  # one bad line must not end the stream
                     continue
-                await answer(settings, state.changed(value))
-            await answer(settings, state.unknown())
+                await answer(settings, state.changed(value))  # a refusal raises at the next
+            await answer(settings, state.unknown(wait=True))
 
     return run(settings, lambda: until_interrupted(body), stream=True)
 

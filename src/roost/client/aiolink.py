@@ -5,6 +5,9 @@ Rules of this module:
 - Used whenever the client runs on asyncio; other anyio backends use :class:`Link`'s tasks.
 - Frames go to ``transport.write`` as they are queued: asyncio writes at once when the socket
   takes them and buffers the rest, so frames still leave in order and sending never awaits.
+  Frames nobody waits for (pipelined emits) are corked: the first of a loop iteration is written
+  at once, the ones after it are joined and written together in the next iteration, one system
+  call for a burst; any other frame first writes what is corked, so the order holds.
 - ``data_received`` handles the bytes where they arrive, in the loop's callback (marked as
   running asyncio for sniffio and anyio); a request awaits a plain asyncio future whose result
   is the reply, so a reply wakes its requester in the next loop iteration. Replies and the
@@ -71,6 +74,9 @@ class AsyncioLink(Link, asyncio.Protocol):
         #: Requests waiting for their reply, by id: the future the requester awaits (the reply
         #: is its result), the send time and the ``on_reply`` hook.
         self._pending: dict[int, _Pending] = {}
+        #: Pipelined frames held back until the next loop iteration (``None``: none, and no
+        #: iteration is asked to write them).
+        self._corked: list[bytes] | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -90,11 +96,17 @@ class AsyncioLink(Link, asyncio.Protocol):
         token = _LIBRARY.set("asyncio") if _LIBRARY is not None else None
         try:
             pending = self._pending
+            emits = self.emits
+            unacked = emits.unacked
             for msg in self.conn.receive_data(data):
                 if isinstance(msg, (m.ReplyOk, m.ReplyError)):  # the common reply, inline
                     entry = pending.pop(msg.id, None)
                     if entry is not None:
                         self._settle(entry, msg)
+                    else:  # an emit's: only an error or a waiter makes it more than a pop
+                        emit = unacked.pop(msg.id, None)
+                        if emit is not None and (msg.__class__ is m.ReplyError or emits.waiting):
+                            emits.settle(emit, msg)
                 elif isinstance(msg, (m.EventNotify, m.ActionCall)):  # the common push
                     self.on_message(msg)
                 else:
@@ -116,7 +128,30 @@ class AsyncioLink(Link, asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         assert self._transport is not None
+        if self._corked:
+            self._uncork()
         self._transport.write(data)
+
+    def _write_pipelined(self, data: bytes) -> None:
+        corked = self._corked
+        if corked is None:  # the first of this iteration: at once, and cork what follows
+            assert self._transport is not None
+            self._transport.write(data)
+            self._corked = []
+            self._loop.call_soon(self._uncork_later)
+        else:
+            corked.append(data)
+
+    def _uncork(self) -> None:
+        corked = self._corked
+        if corked and self._open:
+            assert self._transport is not None
+            self._transport.write(b"".join(corked) if len(corked) > 1 else corked[0])
+            corked.clear()
+
+    def _uncork_later(self) -> None:
+        self._uncork()
+        self._corked = None
 
     def _waiter(self, sent_at: float, on_reply: OnReply | None = None) -> Waiter:
         return _FutureWaiter(self._loop, sent_at, on_reply)
@@ -135,6 +170,8 @@ class AsyncioLink(Link, asyncio.Protocol):
             raise RoostError("too many requests waiting for replies")
         data = conn.send(make(rid))
         assert self._transport is not None
+        if self._corked:
+            self._uncork()
         self._transport.write(data)
         self.last_send = now = monotonic()
         future: asyncio.Future[m.Message] = self._loop.create_future()
@@ -168,14 +205,17 @@ class AsyncioLink(Link, asyncio.Protocol):
             future.set_result(reply)
 
     def _dispatch(self, msg: m.Message | m.BadValue) -> None:
-        if isinstance(msg, REPLIES):
+        if isinstance(msg, REPLIES) or (isinstance(msg, m.BadValue) and msg.code in REPLY_CODES):
             entry = self._pending.pop(msg.id, None)
             if entry is not None:
-                self._settle(entry, msg)
-        elif isinstance(msg, m.BadValue) and msg.code in REPLY_CODES:
-            entry = self._pending.pop(msg.id, None)
-            if entry is not None:
-                self._settle(entry, InvalidValue(f"reply with an invalid value: {msg.reason}"))
+                if isinstance(msg, m.BadValue):
+                    self._settle(entry, InvalidValue(f"reply with an invalid value: {msg.reason}"))
+                else:
+                    self._settle(entry, msg)
+            else:
+                emit = self.emits.unacked.pop(msg.id, None)
+                if emit is not None:
+                    self.emits.settle(emit, msg)
         else:
             super()._dispatch(msg)  # the hello reply, and every push
 

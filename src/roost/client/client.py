@@ -8,6 +8,8 @@ Rules of this module:
   reconnect replays. Refused ones are forgotten and raise ``RemoteError``.
 - While disconnected, calls, gets, sets and emits raise ``Disconnected`` at once; registrations,
   listens, observes and owned state values are recorded and sent on reconnect.
+- Emits and owned states' changes do not wait for the broker's reply unless asked to
+  (``wait=True``); see :mod:`roost.client.emit_verbs`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from functools import partial
 from time import monotonic
 from typing import Any
 
+from roost.client.emit_verbs import EmitVerbs
 from roost.client.lease_verbs import LeaseRef
 from roost.client.lock_verbs import LockVerbs
 from roost.client.registrations import (
@@ -61,12 +64,14 @@ class EventEmitter:
         self.client = client
         self.path = path
 
-    async def emit(self, value: Any = None, *, timeout: float | None = None) -> None:
+    async def emit(
+        self, value: Any = None, *, timeout: float | None = None, wait: bool = False
+    ) -> None:
         """Emit ``value``; see :meth:`Client.event_emit`."""
-        await self.client.event_emit(self.path, value, timeout=timeout)
+        await self.client._emit(self.path, value, timeout, wait)
 
-    async def __call__(self, value: Any = None) -> None:
-        await self.emit(value)
+    async def __call__(self, value: Any = None, *, wait: bool = False) -> None:
+        await self.client._emit(self.path, value, None, wait)
 
 
 class StateHandle:
@@ -76,13 +81,13 @@ class StateHandle:
         self.client = client
         self.path = path
 
-    async def changed(self, value: Any) -> None:
+    async def changed(self, value: Any, *, wait: bool = False) -> None:
         """Publish a new value; see :meth:`Client.state_changed`."""
-        await self.client.state_changed(self.path, value)
+        await self.client.state_changed(self.path, value, wait=wait)
 
-    async def unknown(self) -> None:
+    async def unknown(self, *, wait: bool = False) -> None:
         """Make the state unknown; see :meth:`Client.state_unknown`."""
-        await self.client.state_unknown(self.path)
+        await self.client.state_unknown(self.path, wait=wait)
 
     @property
     def value(self) -> Any:
@@ -93,7 +98,7 @@ class StateHandle:
         return entry.value.obj
 
 
-class Client(LockVerbs, SubtreeVerbs):
+class Client(LockVerbs, SubtreeVerbs, EmitVerbs):
     """An ESHET-compatible client of a roost broker, for asyncio and trio (via anyio).
 
     Use it as ``async with Client("/home/") as client:``; entering waits for the first
@@ -128,9 +133,13 @@ class Client(LockVerbs, SubtreeVerbs):
         ssl_context: the TLS context for a ``tls://`` server (default: the system's trusted
             CAs); load a client certificate into it for mutual TLS
             (:func:`roost.client.auth.client_context` makes one).
+        emit_window: how many emits and state changes may wait for the broker's confirmation
+            before the next one waits for room (1..32768, default 1024); see
+            :meth:`event_emit`.
 
     Raises:
-        ValueError: a malformed ``server``, or a password without a user.
+        ValueError: a malformed ``server``, a password without a user, or an ``emit_window``
+            out of range.
         LoginFailed: (entering) the broker refused the login; ``AuthUnsupported`` if it offers
             no logins at all.
     """
@@ -267,17 +276,35 @@ class Client(LockVerbs, SubtreeVerbs):
         return EventEmitter(self, path)
 
     async def event_emit(
-        self, path: str, value: Any = None, *, timeout: float | None = None
+        self, path: str, value: Any = None, *, timeout: float | None = None, wait: bool = False
     ) -> None:
         """Emit ``value`` on an event (any client may emit on any event node).
 
+        The emit is written in order and returns without waiting for the broker's reply,
+        unless ``emit_window`` emits are unconfirmed already: then it waits for room (at most
+        ``timeout`` seconds). A refusal is logged when it arrives and raised by the next emit
+        (which is then not sent) or by :meth:`flush`, as is the loss of the connection with
+        emits unconfirmed. ``wait=True`` waits for this emit's reply (``timeout`` bounds it)
+        and raises its error.
+
         Raises:
-            RemoteError: ``path_not_found``, ``path_is_wrong_type``...
-            Disconnected, TimeoutError: as :meth:`action_call`.
+            RemoteError: an earlier emit was refused (``.path`` names it), or with ``wait``
+                this one (``path_not_found``, ``path_is_wrong_type``...).
+            Disconnected: not connected; the connection was lost before earlier emits were
+                confirmed (the text says how many); with ``wait``, lost before the reply.
+            TimeoutError: no room (or with ``wait`` no reply) within ``timeout`` seconds.
         """
-        path = self.resolve(path)
+        await self._emit(self.resolve(path), value, timeout, wait)
+
+    async def _emit(self, path: str, value: Any, timeout: float | None, wait: bool) -> None:
         packed = Value.of(value)
-        await self._call_ok(lambda rid: m.EventEmit(rid, path, packed), timeout)
+        window = self._emits
+        if window.faults or wait or len(window.unacked) >= window.size:
+            await self._emit_ready(timeout, not wait)
+            if wait:
+                await self._call_ok(lambda rid: m.EventEmit(rid, path, packed), timeout)
+                return
+        self._live_link().emit(lambda rid: m.EventEmit(rid, path, packed), path, False)
 
     async def event_listen_cb(self, path: str, callback: Callable[[Any], Any]) -> None:
         """Call ``callback(value)`` (sync or async) for every emit on ``path``, for the life
@@ -377,52 +404,85 @@ class Client(LockVerbs, SubtreeVerbs):
             await self.guard(path, lease)
         return StateHandle(self, path)
 
-    async def state_changed(self, path: str, value: Any) -> None:
+    async def state_changed(self, path: str, value: Any, *, wait: bool = False) -> None:
         """Publish a new value of a state this client owns (``Unknown`` means
         :meth:`state_unknown`). The value is kept and re-published after a reconnect; while
         disconnected it is only kept.
 
+        Like an emit, the change is written in order and returns without waiting for the
+        broker's reply (a full ``emit_window`` waits for room); a refusal is raised by the next
+        emit or change, or by :meth:`flush`. A change the connection lost unconfirmed is not
+        reported: the value is published again after the reconnect. ``wait=True`` waits for
+        the reply and raises its error.
+
         Raises:
-            RemoteError: ``not_owner``, ``value_too_large``...
+            RemoteError: ``not_owner``, ``value_too_large``... (of an earlier change, or with
+                ``wait`` of this one).
+            Disconnected: not connected and the state is not registered by this client, or as
+                :meth:`event_emit`.
         """
         path = self.resolve(path)
         if value is Unknown:
-            await self.state_unknown(path)
-            return
-        packed = Value.of(value)
-        entry = self._regs.states.get(path)
-        if entry is not None:
-            entry.value = packed
-        if not self.connected:
-            if entry is not None:
-                return
-            raise Disconnected("not connected to the broker")
-        if entry is not None:
-            entry.value_gen = self._gen
-        await self._owner_update(lambda rid: m.StateChanged(rid, path, packed), entry is not None)
+            await self._owner_update(path, None, wait)
+        else:
+            await self._owner_update(path, Value.of(value), wait)
 
-    async def state_unknown(self, path: str) -> None:
-        """Make a state this client owns unknown (kept across reconnects like a value).
+    async def state_unknown(self, path: str, *, wait: bool = False) -> None:
+        """Make a state this client owns unknown (kept across reconnects like a value; sent
+        as :meth:`state_changed` sends).
 
         Raises:
             RemoteError: ``not_owner``...
         """
-        path = self.resolve(path)
-        entry = self._regs.states.get(path)
-        if entry is not None:
-            entry.value = None
-        if not self.connected:
-            if entry is not None:
-                return
-            raise Disconnected("not connected to the broker")
-        await self._owner_update(lambda rid: m.StateUnknown(rid, path), entry is not None)
+        await self._owner_update(self.resolve(path), None, wait)
 
-    async def _owner_update(self, make: Callable[[int], m.Message], kept: bool) -> None:
+    async def _owner_update(self, path: str, packed: Value | None, wait: bool) -> None:
+        """Publish ``packed`` (``None``: unknown) on ``path``; see :meth:`state_changed`."""
+        window = self._emits
+        if window.faults or wait or len(window.unacked) >= window.size:
+            await self._emit_ready(None, not wait)
+        make = self._state_update(path, packed)
+        if make is None:
+            return
+        kept = path in self._regs.states
+        if not wait:
+            self._send_emit(make, path, kept)
+            return
         try:
             await self._call_ok(make)
         except Disconnected:
             if not kept:
                 raise  # an owned state's value is kept and replayed on reconnect
+
+    def _state_update(self, path: str, packed: Value | None) -> Callable[[int], m.Message] | None:
+        """Keep an owned state's new value; the request publishing it, or ``None`` when it
+        waits for the reconnect.
+
+        Raises:
+            Disconnected: not connected, and ``path`` is not a state of this client.
+        """
+        entry = self._regs.states.get(path)
+        if entry is not None:
+            entry.value = packed
+        if not self._connected:
+            if entry is not None:
+                return None
+            raise Disconnected("not connected to the broker")
+        if entry is not None:
+            entry.value_gen = self._gen
+        if packed is None:
+            return lambda rid: m.StateUnknown(rid, path)
+        return lambda rid: m.StateChanged(rid, path, packed)
+
+    def _state_nowait(self, path: str, packed: Value | None) -> None:
+        """Publish an owned state's value without waiting (from a blocking client's hand-off)."""
+        make = self._state_update(path, packed)
+        if make is not None:
+            self._send_emit(make, path, path in self._regs.states)
+
+    def _emit_nowait(self, path: str, packed: Value) -> None:
+        """Emit without waiting (from a blocking client's hand-off; no faults, no room)."""
+        self._send_emit(lambda rid: m.EventEmit(rid, path, packed), path, False)
 
     async def state_observe(self, path: str, callback: Callable[[Any], Any] | None = None) -> Any:
         """Observe a state: return its current value (or ``Unknown``) and call

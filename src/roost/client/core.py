@@ -51,6 +51,7 @@ from roost.client.reconnect import Backoff, describe_failure, is_retryable
 from roost.client.registrations import Registrations
 from roost.client.replay import forget_values, replay, replay_subtrees
 from roost.client.subtrees import SubtreeBook
+from roost.client.window import DEFAULT_WINDOW, EmitWindow
 from roost.errors import (
     ConnectFailed,
     ConnectionClosed,
@@ -99,6 +100,7 @@ class ClientCore:
         password: str | None = None,
         password_file: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        emit_window: int = DEFAULT_WINDOW,
     ) -> None:
         self.base = normalise_base(base)
         self.server = server if server is not None else default_server()
@@ -114,6 +116,7 @@ class ClientCore:
         self.on_disconnect = on_disconnect
         self._client_id: Value | None = None if client_id is None else Value.of(client_id)
         self._regs = Registrations()
+        self._emits = EmitWindow(emit_window)
         self._leases = LeaseBook()
         self._link: Link | None = None
         self._link_tg: anyio.abc.TaskGroup | None = None
@@ -250,9 +253,8 @@ class ClientCore:
             self._bump()
 
     def _closed_reason(self) -> str:
-        if self._fatal is not None:
-            return f"the client stopped after a fatal error: {self._fatal!r}"
-        return "the client is closed"
+        fatal = self._fatal
+        return "the client is closed" if fatal is None else f"the client stopped: {fatal!r}"
 
     def _bump(self) -> None:
         changed, self._changed = self._changed, anyio.Event()
@@ -299,9 +301,8 @@ class ClientCore:
             await anyio.sleep(delay)
 
     async def _connect(self) -> Link:
-        """Open a connection (TLS with ``ssl_context``): on asyncio's own transport when running
-        on asyncio (no task hop per frame), else on an anyio stream with a reader and a writer
-        task."""
+        """Open a connection (TLS with ``ssl_context``): on asyncio's own transport on asyncio
+        (no task hop per frame), else on an anyio stream with a reader and a writer task."""
         ctx = self.ssl_context
         try:
             asyncio.get_running_loop()
@@ -315,6 +316,7 @@ class ClientCore:
         try:
             async with anyio.create_task_group() as tg:
                 link.on_message = partial(self._on_message, link, tg)
+                link.emits = self._emits
                 link.scope = tg.cancel_scope
                 self._link, self._link_tg = link, tg
                 self._gen += 1
@@ -342,10 +344,7 @@ class ClientCore:
         finally:
             await link.aclose()
             self._link_lost(link)
-        error = link.error
-        if error is None:
-            error = Disconnected("the connection was closed")
-        return error, ready
+        return link.error or Disconnected("the connection was closed"), ready
 
     def _link_lost(self, link: Link) -> None:
         """Everything that follows the end of a connection, synchronously."""
@@ -597,4 +596,5 @@ class ClientCore:
             "leases": self._leases.count,
             "subtrees": len(self._subtrees.entries),
             "waiting": self._link.statistics()["waiting"] if self._link is not None else 0,
+            "unconfirmed": len(self._emits.unacked),
         }

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from roost.client.window import EmitWindow
 from roost.errors import Disconnected, InvalidValue, RoostError
 from roost.protocol import messages as m
 from roost.protocol.connection import Connection, Role
@@ -91,6 +92,9 @@ class Link:
         self.on_message = on_message
         self._waiters: dict[int, Waiter] = {}
         self._hello: Waiter | None = None
+        #: Where emits sent without waiting are kept until confirmed (the client's own window
+        #: replaces this one before the hello).
+        self.emits = EmitWindow()
         now = monotonic()
         #: Monotonic time of the last frame queued for sending.
         self.last_send = now
@@ -128,8 +132,31 @@ class Link:
         """Hand one frame to whatever writes the socket (never blocks)."""
         self._out_send.send_nowait(data)
 
+    def _write_pipelined(self, data: bytes) -> None:
+        """Hand one frame of a request nobody waits for to the socket's writer (the writer
+        task sends what piled up in one system call)."""
+        self._out_send.send_nowait(data)
+
     def _waiter(self, sent_at: float, on_reply: OnReply | None = None) -> Waiter:
         return Waiter(sent_at, on_reply)
+
+    def emit(self, make: Callable[[int], m.Message], path: str, kept: bool) -> None:
+        """Send the request ``make(id)`` (an emit or a state change on ``path``) without waiting:
+        its reply is taken by :attr:`emits` (``kept``: a reconnect publishes it again).
+
+        Raises:
+            Disconnected: the link is dead. RoostError: every request id is in use.
+            LocalProtocolError: the request does not fit in a frame.
+        """
+        if not self._open:
+            raise Disconnected(self._why())
+        conn = self.conn
+        rid = conn.allocate_id()
+        if rid is None:
+            raise RoostError("too many requests waiting for replies")
+        self._write_pipelined(conn.send(make(rid)))
+        self.last_send = now = monotonic()
+        self.emits.sent(rid, now, path, kept)
 
     async def request(
         self, make: Callable[[int], m.Message], on_reply: OnReply | None = None
@@ -235,7 +262,10 @@ class Link:
         if isinstance(msg, REPLIES) or (isinstance(msg, m.BadValue) and msg.code in REPLY_CODES):
             waiter = self._waiters.pop(msg.id, None)
             if waiter is None:
-                return  # the requester gave up (timeout or cancel)
+                emit = self.emits.unacked.pop(msg.id, None)
+                if emit is not None:
+                    self.emits.settle(emit, msg)
+                return  # else the requester gave up (timeout or cancel)
             self.last_answered_send = max(self.last_answered_send, waiter.sent_at)
             if isinstance(msg, m.BadValue):
                 waiter.reply = InvalidValue(f"reply with an invalid value: {msg.reason}")
@@ -276,6 +306,7 @@ class Link:
         for waiter in waiters:
             waiter.reply = exc
             waiter.wake()
+        self.emits.link_lost(self._why())
         if self.scope is not None:
             self.scope.cancel()
 

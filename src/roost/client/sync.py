@@ -27,12 +27,14 @@ from anyio.from_thread import BlockingPortal
 
 from roost.client.client import Client
 from roost.client.config import TimeoutConfig
+from roost.client.handoff import EmitHandoff, trio_token
 from roost.client.lease_verbs import LeaseRef
 from roost.client.leases import Lease, LeaseWallet
 from roost.client.loops import new_loop
 from roost.client.reconnect import Backoff
 from roost.client.streams import Subscription
 from roost.errors import ConnectionClosed
+from roost.protocol.messages import Unknown
 
 __all__ = ("SyncClient", "SyncLease", "SyncSubscription")
 
@@ -190,6 +192,7 @@ class SyncClient:
         connect_timeout: float | None = 10.0,
         retry_first_connect: bool = True,
         backend: str = "asyncio",
+        emit_window: int = 1024,
     ) -> None:
         self._options: dict[str, Any] = {
             "base": base,
@@ -201,6 +204,7 @@ class SyncClient:
             "backoff": backoff,
             "connect_timeout": connect_timeout,
             "retry_first_connect": retry_first_connect,
+            "emit_window": emit_window,
         }
         self._backend = backend
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
@@ -208,6 +212,7 @@ class SyncClient:
         self._client: Client | None = None
         self._client_cm: AbstractContextManager[Client] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handoff: EmitHandoff | None = None
 
     def __enter__(self) -> Self:
         options = {"loop_factory": new_loop} if self._backend == "asyncio" else None
@@ -222,8 +227,13 @@ class SyncClient:
             raise
         self._portal_cm, self._portal = portal_cm, portal
         self._client, self._client_cm = client, client_cm
+        schedule: Callable[[Callable[[], None]], Any]
         if self._backend == "asyncio":
             self._loop = portal.call(asyncio.get_running_loop)
+            schedule = self._loop.call_soon_threadsafe
+        else:  # trio: its token's callbacks run in order, ahead of the portal's later calls
+            schedule = portal.call(trio_token).run_sync_soon
+        self._handoff = EmitHandoff(client, schedule, self._run)
         return self
 
     def __exit__(
@@ -236,12 +246,13 @@ class SyncClient:
 
     def close(self) -> None:
         """Close the client and stop the portal's loop (idempotent)."""
-        client_cm, portal_cm = self._client_cm, self._portal_cm
-        self._client_cm = self._portal_cm = None
-        self._portal = None
-        self._loop = None
+        client_cm, portal_cm, portal = self._client_cm, self._portal_cm, self._portal
+        self._client_cm = self._portal_cm = self._portal = self._loop = None
+        handoff, self._handoff = self._handoff, None
         try:
             if client_cm is not None:
+                if handoff is not None and portal is not None:
+                    portal.call(handoff.drain)  # then leaving flushes them
                 client_cm.__exit__(None, None, None)
         finally:
             if portal_cm is not None:
@@ -351,18 +362,29 @@ class SyncClient:
         ref = None if lease is None else _unwrap(lease)
         return self._run(self.client.set, path, value, timeout=timeout, lease=ref)
 
-    def event_register(self, path: str) -> Callable[[Any], None]:
-        """Own an event; returns a blocking ``emit(value)`` function."""
-        emitter = self._run(self.client.event_register, path)
+    def event_register(self, path: str) -> Callable[..., None]:
+        """Own an event; returns an ``emit(value=None, *, wait=False)`` function, which is
+        :meth:`event_emit` on this event."""
+        path = self._run(self.client.event_register, path).path
+        return lambda value=None, *, wait=False: self._emits.emit(path, value, None, wait)
 
-        def emit(value: Any = None) -> None:
-            self._run(emitter.emit, value)
+    def event_emit(
+        self, path: str, value: Any = None, *, timeout: float | None = None, wait: bool = False
+    ) -> None:
+        """:meth:`Client.event_emit` (same arguments, results and errors): the emit is handed
+        to the client's loop thread without waiting for it; ``wait=True`` blocks for the
+        broker's reply, and a full window blocks for room."""
+        self._emits.emit(path, value, timeout, wait)
 
-        return emit
+    def flush(self, timeout: float | None = None) -> None:
+        """Blocking :meth:`Client.flush`: every emit and state change made so far confirmed."""
+        self._emits.flush(timeout)
 
-    def event_emit(self, path: str, value: Any = None, *, timeout: float | None = None) -> None:
-        """Blocking :meth:`Client.event_emit` (same arguments, results and errors)."""
-        self._run(self.client.event_emit, path, value, timeout=timeout)
+    @property
+    def _emits(self) -> EmitHandoff:
+        if self._handoff is None:
+            raise ConnectionClosed("the client is not open")
+        return self._handoff
 
     def event_listen_cb(self, path: str, callback: Callable[[Any], Any]) -> None:
         """Blocking :meth:`Client.event_listen_cb` (same arguments, results and errors)."""
@@ -383,13 +405,13 @@ class SyncClient:
         """Blocking :meth:`Client.state_register` (same arguments, results and errors)."""
         self._run(self.client.state_register, path, _threaded(set_callback), lease=lease)
 
-    def state_changed(self, path: str, value: Any) -> None:
-        """Blocking :meth:`Client.state_changed` (same arguments, results and errors)."""
-        self._run(self.client.state_changed, path, value)
+    def state_changed(self, path: str, value: Any, *, wait: bool = False) -> None:
+        """:meth:`Client.state_changed`, handed over as :meth:`event_emit` is."""
+        self._emits.state(path, value, wait)
 
-    def state_unknown(self, path: str) -> None:
-        """Blocking :meth:`Client.state_unknown` (same arguments, results and errors)."""
-        self._run(self.client.state_unknown, path)
+    def state_unknown(self, path: str, *, wait: bool = False) -> None:
+        """:meth:`Client.state_unknown`, handed over as :meth:`event_emit` is."""
+        self._emits.state(path, Unknown, wait)
 
     def state_observe(self, path: str, callback: Callable[[Any], Any] | None = None) -> Any:
         """Blocking :meth:`Client.state_observe` (same arguments, results and errors)."""

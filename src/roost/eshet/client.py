@@ -250,7 +250,7 @@ class Client:
 
         async def emit(value: Any = None) -> None:
             try:
-                await event_emit(path, value)
+                await event_emit(path, value, wait=True)  # eshet.py's emit awaits the reply
             except RoostError as exc:
                 raise _translate(exc) from exc
 
@@ -296,7 +296,7 @@ class Client:
             Disconnected: not connected (the value is still kept for the reconnect).
         """
         try:
-            await self._client.state_changed(path, value)
+            await self._client.state_changed(path, value, wait=True)
         except RoostError as exc:
             raise _translate(exc) from exc
         if not self._client.connected:
@@ -306,7 +306,7 @@ class Client:
         """Make a state this client owns unknown (kept like a value; errors as
         :meth:`state_changed`)."""
         try:
-            await self._client.state_unknown(path)
+            await self._client.state_unknown(path, wait=True)
         except RoostError as exc:
             raise _translate(exc) from exc
         if not self._client.connected:
