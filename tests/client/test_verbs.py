@@ -157,7 +157,7 @@ async def test_state_observe_iterator(broker_thread: BrokerThread) -> None:
     """The iterator yields the current value first, then each change in order."""
     async with two_clients(broker_thread) as (a, b):
         state = await a.state_register("/s/y")
-        await state.changed("first")
+        await state.changed("first", wait=True)  # confirmed: b's observe comes after it
         async with b.state_observe_iter("/s/y") as values:
             await state.changed("second")
             await state.unknown()
