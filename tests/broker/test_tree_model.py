@@ -175,6 +175,7 @@ class TreeMachine(RuleBasedStateMachine):
         names = [(name, "dir" if isinstance(c, Dir) else c.kind) for name, c in children.items()]
         assert names == expected, path
         assert found.count == len(expected)
+        assert [c.path for c in found.child_entries()] == [c.path for c in children.values()]
         for name, child in children.items():
             assert child.path == f"{path}/{name}"
             assert found.get(name) is child or isinstance(child, Dir)

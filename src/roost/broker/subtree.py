@@ -245,7 +245,7 @@ class SubtreeIndex(Generic[Owner]):
             if segment == "**":
                 yield from _all_nodes(entry, kind)
             elif segment == "+":
-                stack.extend((child, index + 1) for child in reversed(entry.children.values()))
+                stack.extend((child, index + 1) for child in reversed(entry.child_entries()))
             else:
                 child = entry.get(segment)
                 if child is not None:

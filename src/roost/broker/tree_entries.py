@@ -200,6 +200,10 @@ class Dir(Generic[Owner]):
         start = len(self.path) + 1
         return {key[start:]: entry_at(key, kid) for key, kid in self.kids.items()}
 
+    def child_entries(self) -> list[Dir[Owner] | Node[Owner]]:
+        """The children in listing order, without their names (no name strings are cut)."""
+        return [entry_at(key, kid) for key, kid in self.kids.items()]
+
     def get(self, name: str) -> Dir[Owner] | Node[Owner] | None:
         """The child called ``name``, or ``None``."""
         key = f"{self.path}/{name}"
