@@ -1,25 +1,66 @@
-"""The tree's compact forms: lone children, shared lone listeners, heads made on first use."""
+"""The tree's compact forms: compressed chains of directories, shared lone listeners, heads
+made on first use."""
 
 from __future__ import annotations
 
-from roost.broker.tree import Dir, Node, Tree
+from roost.broker.tree import Dir, Node, Tree, entry_size
 
 
-def test_directory_keeps_lone_child_then_dict_then_lone_again() -> None:
+def test_a_chain_of_one_child_directories_is_no_object() -> None:
     tree: Tree[str] = Tree()
-    first = tree.create("/a/b", "event", 0.0)
+    deep = tree.create("/a/b/c/d", "event", 0.0)
+    assert tree.root.kids == {"/a": deep} and deep.parent is tree.root
+    assert tree.entries == 4 and tree.root.listed == entry_size("a", "dir")
+    b = tree.lookup_dir("/a/b")
+    assert isinstance(b, Dir) and b.kids == {"/a/b/c": deep} and b.count == 1
+    c = b.children["c"]
+    assert isinstance(c, Dir) and c.path == "/a/b/c" and c.children == {"d": deep}
+    assert c.listed == entry_size("d", "event") and b.listed == entry_size("c", "dir")
     a = tree.root.get("a")
-    assert isinstance(a, Dir)
-    assert a.get("b") is first and a.get("c") is None
-    assert a.children == {"b": first}
-    second = tree.create("/a/c", "state", 0.0)
-    assert a.children == {"b": first, "c": second}
+    assert isinstance(a, Dir) and a.path == "/a" and a.count == 1
+    assert tree.lookup_dir("/a/b/c") is not deep
+    assert tree.lookup_dir("/a/b/c/d") is deep
+
+
+def test_a_second_child_splits_the_chain_and_its_removal_merges_it_again() -> None:
+    tree: Tree[str] = Tree()
+    first = tree.create("/a/b/c/d", "event", 0.0)
+    second = tree.create("/a/b/x/y", "state", 0.0)
+    fork = tree.root.kids["/a"]
+    assert isinstance(fork, Dir) and fork.path == "/a/b" and fork.parent is tree.root
+    assert fork.kids == {"/a/b/c": first, "/a/b/x": second}
+    assert first.parent is fork and second.parent is fork
+    assert fork.listed == 2 * entry_size("c", "dir")
+    assert tree.entries == 6  # a, b, c, d, x, y
+    assert list(tree.root.children) == ["a"] and list(fork.children) == ["c", "x"]
+    third = tree.create("/a/b/e", "action", 0.0)  # under the held directory: no split
+    assert tree.root.kids["/a"] is fork and fork.kids["/a/b/e"] is third
+    assert fork.listed == 2 * entry_size("c", "dir") + entry_size("e", "action")
+    tree.remove(third)
+    assert tree.root.kids["/a"] is fork  # two children left: still held
     tree.remove(first)
-    assert a.children == {"c": second} and a.get("b") is None
-    assert tree.root.get("a") is a
+    assert tree.root.kids == {"/a": second} and second.parent is tree.root  # merged
+    assert tree.entries == 4 and tree.find("/a/b/c") == "path_not_found"
+    assert tree.find("/a/b") == "path_is_directory"
     tree.remove(second)
-    assert tree.root.get("a") is None and tree.root.children == {}
-    assert tree.entries == 0
+    assert tree.root.kids == {} and tree.root.listed == 0 and tree.entries == 0
+
+
+def test_split_where_a_node_would_nest_or_a_segment_only_shares_a_prefix() -> None:
+    tree: Tree[str] = Tree()
+    node = tree.create("/a/bc/d", "event", 0.0)
+    assert tree.check_free("/a/bc/d/e") == "not_a_directory"
+    assert tree.check_free("/a/bc") == "path_is_directory"
+    assert tree.check_free("/a/b") is None and tree.find("/a/b") == "path_not_found"
+    assert tree.find("/a/b/x") == "path_not_found"
+    assert tree.lookup_dir("/a/bc/d/e") == "not_a_directory"
+    other = tree.create("/a/b", "action", 0.0)
+    fork = tree.root.kids["/a"]
+    assert isinstance(fork, Dir) and fork.path == "/a"
+    assert fork.kids == {"/a/bc": node, "/a/b": other} and list(fork.children) == ["bc", "b"]
+    assert tree.entries == 4
+    tree.remove(node)
+    assert tree.root.kids == {"/a": other} and tree.entries == 2
 
 
 def test_removal_of_a_deep_path_removes_every_directory_it_made() -> None:
@@ -66,7 +107,8 @@ def test_heads_are_made_on_first_use() -> None:
     assert event.note_head == b"\x33/a/e\0"
     assert state.note_head == b"\x44/a/s\0"
     assert state.note_head is state.note_head  # kept once made
-    node = Node[str]("/n", "event", tree.root, "n", 0.0)
+    node = Node[str]("/n", "event", tree.root, 0.0)
+    assert node.name == "n" and event.name == "e"
     try:
         node.no_such_attribute  # noqa: B018
     except AttributeError as exc:

@@ -1,6 +1,7 @@
 """The roost broker: ESHET-compatible routing over msgpack TCP.
 
-- :mod:`roost.broker.tree`: the path tree and its nodes.
+- :mod:`roost.broker.tree`: the path tree; :mod:`roost.broker.tree_entries`: its nodes and
+  path-compressed directories.
 - :mod:`roost.broker.session`: one session per connection (identity, outbox, forwarded requests).
 - :mod:`roost.broker.router`: ``handle(session, message, now)``, synchronous, the only mutator.
 - :mod:`roost.broker.meta`: the broker's own nodes under ``/meta``.

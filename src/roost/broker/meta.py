@@ -38,7 +38,7 @@ def ls_size(found: Dir[Any], hidden: int = 0) -> int:
 
     ``hidden`` children (at most /meta/clients, a state) are left out.
     """
-    count = len(found.children) - hidden
+    count = found.count - hidden
     listed = found.listed - hidden * entry_size("clients", STATE)
     head = 1 if count < 16 else 3 if count < 0x10000 else 5
     return 3 + 1 + 4 + head + listed

@@ -245,9 +245,9 @@ class SubtreeIndex(Generic[Owner]):
             if segment == "**":
                 yield from _all_nodes(entry, kind)
             elif segment == "+":
-                stack.extend((child, index + 1) for child in reversed(entry.children.values()))
+                stack.extend((child, index + 1) for child in reversed(entry.child_entries()))
             else:
-                child = entry.children.get(segment)
+                child = entry.get(segment)
                 if child is not None:
                     stack.append((child, index + 1))
 
@@ -259,12 +259,13 @@ class SubtreeIndex(Generic[Owner]):
 
 
 def _all_nodes(top: Dir[Owner], kind: str) -> Iterator[Node[Owner]]:
-    """Every node of ``kind`` below ``top``, in tree order."""
-    stack: list[Dir[Owner] | Node[Owner]] = list(reversed(top.children.values()))
+    """Every node of ``kind`` below ``top``, in tree order (walking held entries only: a
+    chain of one-child directories is one step)."""
+    stack: list[Dir[Owner] | Node[Owner]] = list(reversed(top.kids.values()))
     while stack:
         entry = stack.pop()
         if isinstance(entry, Node):
             if entry.kind == kind:
                 yield entry
         else:
-            stack.extend(reversed(entry.children.values()))
+            stack.extend(reversed(entry.kids.values()))
