@@ -186,19 +186,30 @@ SCENARIOS: list[tuple[str, Callable[[int, list[socket.socket]], Callable[[], Non
 ]
 
 
-def _lag(server: Server) -> float:
+def _lag(server: Server) -> tuple[float, float]:
+    """The broker's longest loop iteration and longest cyclic collection (ms) since the last
+    call."""
     assert server.proc.stdin is not None and server.proc.stdout is not None
     server.proc.stdin.write(b"lag\n")
     server.proc.stdin.flush()
-    line = server.proc.stdout.readline().decode()
-    return float(line.split()[1])
+    fields = server.proc.stdout.readline().decode().split()  # lag MS gc COUNT LONGEST TOTAL
+    return float(fields[1]), float(fields[4])
 
 
 def run(quick: bool = False) -> None:
     """Run every scenario on each event loop and print one table."""
     table = Table(
         "stalls: one client's expensive request, a witness pinging meanwhile",
-        ["loop", "scenario", "attack s", "max lag ms", "witness p50 ms", "p99 ms", "max ms"],
+        [
+            "loop",
+            "scenario",
+            "attack s",
+            "max lag ms",
+            "gc max ms",
+            "witness p50 ms",
+            "p99 ms",
+            "max ms",
+        ],
     )
     for loop in _loops():
         for name, make in SCENARIOS:
@@ -216,13 +227,14 @@ def run(quick: bool = False) -> None:
                 elapsed = time.perf_counter() - started
                 time.sleep(0.05)
                 witness.finish()
-                lag = _lag(server)
+                lag, gc_pause = _lag(server)
                 p50, p99 = percentiles(witness.samples)
                 table.add(
                     loop,
                     name,
                     f"{elapsed:.2f}",
                     f"{lag:.1f}",
+                    f"{gc_pause:.1f}",
                     f"{p50:.2f}",
                     f"{p99:.2f}",
                     f"{max(witness.samples):.2f}",
