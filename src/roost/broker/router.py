@@ -60,20 +60,10 @@ _EXTENSION_REQUESTS = tuple(
 )
 
 
-#: Requests that read no client's node: nothing to settle before them while a close is
-#: being cleaned up (pings, hellos, replies, logins, lease, lock and pool requests that name
-#: no path).
-_READ_NO_NODE = frozenset(
-    (
-        m.Ping,
-        m.Hello,
-        m.HelloId,
-        m.ReplyOk,
-        m.ReplyError,
-        m.BadValue,
-        *m.AUTH_REQUESTS,
-        *(cls for code, cls in m.BY_CODE.items() if 0x50 <= code <= 0x57 or 0x5B <= code <= 0x5F),
-    )
+#: Requests that read no client's node and no lease: nothing to settle before them while a
+#: close is being cleaned up.
+_READ_NOTHING = frozenset(
+    (m.Ping, m.Hello, m.HelloId, m.ReplyOk, m.ReplyError, m.BadValue, m.AuthLogin, m.AuthReload)
 )
 #: Requests on one path: settling that path is enough (a ``/meta`` node settles everything).
 _READ_ONE_PATH = frozenset(
@@ -130,8 +120,9 @@ class Router:
         self.stats = Stats()
         #: Subtree listens and observes; the watchers of every node.
         self.subtrees: SubtreeIndex[Session] = SubtreeIndex(self.tree)
-        #: Closed connections whose nodes are still being settled; ``closing`` (their dict)
-        #: is empty unless one is, and then each request settles what it reads first.
+        #: Closed connections whose nodes (or many leases) are still being settled;
+        #: ``closing`` (their dict) is empty unless one is, and then each request settles
+        #: what it reads first.
         self.teardowns = Teardowns(self.tree, hooks, teardown_chunk)
         self.closing = self.teardowns.pending
         #: Every open session, in connection order.
@@ -218,16 +209,17 @@ class Router:
         table = self._dispatch if session.conn.hello_done else self._before_hello
         table.get(type(msg), self._unexpected)(session, msg, now)
 
-    def settle_before(self, msg: m.Message | m.BadValue) -> None:
-        """A closed connection's nodes are still being settled (``closing`` is not empty):
-        settle what ``msg`` will read, so that it is answered as after a synchronous cleanup."""
+    def settle_before(self, msg: m.Message | m.BadValue, now: float) -> None:
+        """A closed connection's nodes or leases are still being settled (``closing`` is not
+        empty): settle what ``msg`` will read, so that it is answered as after a synchronous
+        cleanup (lease requests and the rest: everything)."""
         kind = type(msg)
-        if kind in _READ_NO_NODE:
+        if kind in _READ_NOTHING:
             return
         if kind in _READ_ONE_PATH:
-            self.teardowns.settle_path(msg.path)  # type: ignore[union-attr]
+            self.teardowns.settle_path(msg.path, now)  # type: ignore[union-attr]
         else:
-            self.teardowns.settle_all()
+            self.teardowns.settle_all(now)
 
     def reap(self, now: float) -> None:
         """Close every session that exceeded its outbound bound, as ``slow_consumer``."""
@@ -258,7 +250,7 @@ class Router:
         self._unbind(session)
         if self.subtrees.count:
             self.subtrees.drop_session(session)
-        self.teardowns.start(session)
+        self.teardowns.start(session, now)
         for requester, rid, _code in session.pending.values():
             if not requester.closed:
                 requester.push(frames.err(rid, "client_exited"))
@@ -274,7 +266,7 @@ class Router:
         """Disconnect every session (a broker stop) and settle every node at once."""
         for session in list(self.sessions):
             self.disconnect(session, reason, now)
-        self.teardowns.settle_all()
+        self.teardowns.settle_all(now)
 
     # -- identity ------------------------------------------------------------------------------
 

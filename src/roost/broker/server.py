@@ -7,7 +7,7 @@ Rules of this module:
   complete frame breaks the protocol, the frames before it in the same chunk are routed, then
   the connection closes; a bad sync byte or zero length fails the whole chunk.
 - One connection cannot hold the loop: past ``CHUNK_BUDGET`` (the clock is read after every 16
-  fast-path messages and after each slower one) the rest of its chunk is routed two
+  fast-path messages, after each one once slower ones came) the rest of its chunk is routed two
   iterations later, its reading paused meanwhile, so that every other connection's requests
   that arrived in between are routed and answered first.
 - While a closed connection's nodes are settled in slices (:mod:`roost.broker.teardown`),
@@ -90,7 +90,17 @@ def _peer_name(address: Any) -> str:
 class _ConnectionProtocol(asyncio.Protocol):
     """One client connection: bytes in, router calls, nothing else."""
 
-    __slots__ = ("clock", "flush", "idle", "later", "listener", "offset", "router", "session")
+    __slots__ = (
+        "clock",
+        "flush",
+        "idle",
+        "later",
+        "listener",
+        "offset",
+        "router",
+        "session",
+        "step",
+    )
 
     def __init__(
         self,
@@ -107,6 +117,8 @@ class _ConnectionProtocol(asyncio.Protocol):
         #: budget (reading paused).
         self.later: list[bytes] | None = None
         self.offset = 0
+        #: Messages routed between two looks at the clock: SLICE, or 1 after slow ones.
+        self.step = SLICE
         #: The server's flush of every connection's queued output.
         self.flush = flush
         #: The loop's ``time``: the clock the idle timers compare against.
@@ -164,10 +176,10 @@ class _ConnectionProtocol(asyncio.Protocol):
     def _route(self, session: Session, payloads: list[bytes], now: float, start: int = 0) -> None:
         """Hand ``payloads[start:]`` to the router in order. Past :data:`CHUNK_BUDGET` seconds
         the rest waits, reading paused, until the other connections had their turn (see
-        :meth:`_defer`). The clock is looked at after every :data:`SLICE` messages of the fast
-        paths (calls, emits, owners' replies: a few microseconds each) and after each other
-        message (a lease acquire or a registration may cost a hundred times more), so one
-        connection's work holds the loop for the budget plus one message at most."""
+        :meth:`_defer`). The clock is looked at between slices: :data:`SLICE` messages while
+        they all take the fast paths (calls, emits, owners' replies: a few microseconds each),
+        one message after a slice that held any other (a lease acquire or a registration may
+        cost a hundred times more), so one connection holds the loop for about the budget."""
         router = self.router
         conn = session.conn
         raw_handlers = router.raw_handlers
@@ -177,41 +189,41 @@ class _ConnectionProtocol(asyncio.Protocol):
         #: Closed connections' nodes being settled: a request settles what it reads first.
         closing = router.closing
         total = len(payloads)
-        index = start
-        left = SLICE
-        until = time.monotonic() + CHUNK_BUDGET if total - start > 1 else 0.0
+        step = self.step
+        stop = start + step
+        until = time.monotonic() + CHUNK_BUDGET if stop < total else 0.0
         try:
-            while index < total:
-                payload = payloads[index]
-                index += 1
-                # The busiest requests and owners' replies skip the message objects; a bad
-                # one takes the full path, which reports its error.
-                code = payload[0]
-                received[code] += 1
-                handler = raw_handlers.get(code) if conn.hello_done else None
-                if handler is not None and (parts := split_request(payload)) is not None:
-                    rid, path, raw = parts
-                    if closing:
-                        router.teardowns.settle_path(path)
-                    handler(session, rid, path, raw, now)
-                    left -= 1
-                elif code <= 0x06 and (reply := conn.take_reply(payload)) is not None:
-                    reply_raw(session, code, reply[0], reply[1])
-                    left -= 1
-                else:
-                    msg = conn.receive_payload(payload)
-                    if msg is not None:
+            while True:
+                slow = False
+                for payload in payloads if start == 0 and stop >= total else payloads[start:stop]:
+                    # The busiest requests and owners' replies skip the message objects; a bad
+                    # one takes the full path, which reports its error.
+                    code = payload[0]
+                    received[code] += 1
+                    handler = raw_handlers.get(code) if conn.hello_done else None
+                    if handler is not None and (parts := split_request(payload)) is not None:
+                        rid, path, raw = parts
                         if closing:
-                            router.settle_before(msg)
-                        handle(session, msg, now)
-                    left = 0
-                if not session.accepting:  # closed, or over its bound and about to be
-                    break
-                if left <= 0 and index < total:
-                    if time.monotonic() > until:
-                        self._defer(session, payloads, index)
+                            router.teardowns.settle_path(path, now)
+                        handler(session, rid, path, raw, now)
+                    elif code <= 0x06 and (reply := conn.take_reply(payload)) is not None:
+                        reply_raw(session, code, reply[0], reply[1])
+                    else:
+                        msg = conn.receive_payload(payload)
+                        if msg is not None:
+                            if closing:
+                                router.settle_before(msg, now)
+                            handle(session, msg, now)
+                        slow = True
+                    if not session.accepting:  # closed, or over its bound and about to be
                         break
-                    left = SLICE
+                if stop >= total or not session.accepting:
+                    break
+                step = 1 if slow else SLICE
+                start, stop = stop, stop + step
+                if time.monotonic() > until:
+                    self._defer(session, payloads, start)
+                    break
         except FramingError as exc:
             self._protocol_error(session, exc, now)
             return
@@ -220,6 +232,8 @@ class _ConnectionProtocol(asyncio.Protocol):
             log.exception("internal error handling a message from %s", session.peer)
             router.disconnect(session, "internal_error", now)
             return
+        finally:
+            self.step = step
         if router.doomed:
             router.reap(now)
 

@@ -22,6 +22,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from typing import Final
 
 from roost.broker import states
@@ -35,18 +36,51 @@ __all__ = ("TEARDOWN_CHUNK", "Teardowns")
 TEARDOWN_CHUNK: Final = 1000
 
 
-class _Teardown:
+#: One pending piece of cleanup: ``work(count, now)`` does about ``count`` nodes' worth of it
+#: and returns True once nothing is left.
+Work = Callable[[int, float], bool]
+
+
+class _Nodes:
     """What is left to settle of one closed session: the nodes it listened to, then those it
     owned (each list is consumed from its end)."""
 
-    __slots__ = ("listening", "owned", "session")
+    __slots__ = ("listening", "owned", "session", "tree")
 
     def __init__(
-        self, session: Session, owned: list[Node[Session]], listening: list[Node[Session]]
+        self,
+        tree: Tree[Session],
+        session: Session,
+        owned: list[Node[Session]],
+        listening: list[Node[Session]],
     ) -> None:
+        self.tree = tree
         self.session = session
         self.owned = owned
         self.listening = listening
+
+    def __call__(self, count: int, now: float) -> bool:
+        """Settle up to ``count`` nodes; True once none is left."""
+        session = self.session
+        gone: list[Node[Session]] = []  # removed from the tree in one call
+        listening = self.listening
+        if listening:
+            batch = listening[-count:]
+            del listening[-count:]
+            count -= len(batch)
+            for node in batch:
+                node.drop_listener(session)
+                if node.owner is None and not node.listeners and not node.internal:
+                    gone.append(node)
+        owned = self.owned
+        if owned and count > 0:
+            batch = owned[-count:]
+            del owned[-count:]
+            for node in batch:
+                if node.owner is session:  # else settled already, or owned anew
+                    _lost_owner(node, gone)
+        self.tree.remove_all(gone)
+        return not listening and not owned
 
 
 def _lost_owner(node: Node[Session], gone: list[Node[Session]]) -> None:
@@ -85,75 +119,59 @@ class Teardowns:
         self.tree = tree
         self.hooks = hooks
         self.chunk = chunk
-        #: Closed sessions with nodes still to settle, in order of closing.
-        self.pending: dict[Session, _Teardown] = {}
+        #: Closed sessions with nodes still to settle (and other pending work), oldest first.
+        self.pending: dict[Hashable, Work] = {}
         self._scheduled = False
 
-    def start(self, session: Session) -> None:
+    def start(self, session: Session, now: float) -> None:
         """``session`` is closed (and no longer in the router's sessions): settle its nodes,
         at once if there are at most ``chunk`` of them, else in slices."""
         owned, listening = session.owned, session.listening
         if not owned and not listening:
             return
-        work = _Teardown(
+        work = _Nodes(
+            self.tree,
             session,
             owned if isinstance(owned, list) else list(owned),
             listening if isinstance(listening, list) else list(listening),
         )
-        if len(work.owned) + len(work.listening) <= self.chunk:
-            self._step(work, len(work.owned) + len(work.listening))
-            return
-        self.pending[session] = work
-        self._schedule()
+        size = len(work.owned) + len(work.listening)
+        if size <= self.chunk:
+            work(size, now)
+        else:
+            self.add(session, work)
 
-    def _schedule(self) -> None:
+    def add(self, key: Hashable, work: Work) -> None:
+        """Run ``work`` in slices from the next loop iteration on (``key`` names it in
+        ``pending``; the lease layer adds the revocation of a closed holder's many leases)."""
+        self.pending[key] = work
         if not self._scheduled:
             self._scheduled = True
             self.hooks.call_later(0, self._slice)
 
     def _slice(self, now: float) -> None:
-        """One loop iteration's share: ``chunk`` nodes of the oldest pending session."""
+        """One loop iteration's share: ``chunk`` nodes' worth of the oldest pending work."""
         self._scheduled = False
         pending = self.pending
         if not pending:
             return
-        session, work = next(iter(pending.items()))
-        if self._step(work, self.chunk):
-            del pending[session]
-        if pending:
-            self._schedule()
+        key, work = next(iter(pending.items()))
+        if work(self.chunk, now) and pending.get(key) is work:
+            del pending[key]
+        if pending and not self._scheduled:
+            self._scheduled = True
+            self.hooks.call_later(0, self._slice)
 
-    def _step(self, work: _Teardown, count: int) -> bool:
-        """Settle up to ``count`` nodes of ``work``; True once none is left."""
-        session = work.session
-        gone: list[Node[Session]] = []  # removed from the tree in one call
-        listening = work.listening
-        if listening:
-            batch = listening[-count:]
-            del listening[-count:]
-            count -= len(batch)
-            for node in batch:
-                node.drop_listener(session)
-                if node.owner is None and not node.listeners and not node.internal:
-                    gone.append(node)
-        owned = work.owned
-        if owned and count > 0:
-            batch = owned[-count:]
-            del owned[-count:]
-            for node in batch:
-                if node.owner is session:  # else settled already, or owned anew
-                    _lost_owner(node, gone)
-        self.tree.remove_all(gone)
-        return not listening and not owned
-
-    def settle_all(self) -> None:
-        """Settle every pending session's nodes now (before anything lists or walks the
-        tree, and when the broker stops)."""
+    def settle_all(self, now: float) -> None:
+        """Finish every pending piece of work now (before anything lists or walks the tree,
+        reads lease state, and when the broker stops)."""
         pending = self.pending
         while pending:
-            session, work = next(iter(pending.items()))
-            self._step(work, len(work.owned) + len(work.listening))
-            del pending[session]
+            key, work = next(iter(pending.items()))
+            while not work(1 << 30, now):
+                pass
+            if pending.get(key) is work:
+                del pending[key]
 
     def settle_node(self, node: Node[Session]) -> None:
         """Apply the pending closes that concern ``node`` (its owner's, its listeners'), so
@@ -171,7 +189,7 @@ class Teardowns:
         if gone:
             self.tree.remove_all(gone)
 
-    def settle_path(self, path: str) -> None:
+    def settle_path(self, path: str, now: float) -> None:
         """Settle what a request on ``path`` reads: the node there, else the nodes above it
         (a stale one would make it ``not_a_directory``); everything when a directory is there
         (it may hold stale nodes only) or the tree looks full."""
@@ -180,7 +198,7 @@ class Teardowns:
         node = nodes.get(path)
         if node is not None:
             if node.internal:  # the broker's own nodes (/meta/ls...) read the whole tree
-                self.settle_all()
+                self.settle_all(now)
             else:
                 self.settle_node(node)
             return
@@ -194,4 +212,4 @@ class Teardowns:
         if tree.find(path) == "path_is_directory" or (
             tree.entries + path.count("/") > tree.max_entries
         ):
-            self.settle_all()
+            self.settle_all(now)
