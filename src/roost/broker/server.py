@@ -260,6 +260,8 @@ class _ConnectionProtocol(asyncio.Protocol):
         if session is None or session.closed or rest is None:
             return
         self.flush()  # the others' answers go out before this connection's next share
+        if session.closed:  # the flush closed it (over its outbound bound)
+            return
         self._route(session, rest, self.clock(), self.offset)
         if self.later is None and not session.closed:
             resume = getattr(session.writer, "resume_reading", None)

@@ -1,9 +1,10 @@
-"""A closed connection's nodes, cleaned up in slices (protocol.md §10.6).
+"""A closed connection's nodes (and many leases), cleaned up in slices (protocol.md §10.6).
 
 Rules of this module:
 
 - The router's ``disconnect`` ends a connection at once (no more output, pending requests
-  answered ``client_exited``, leases ended); its nodes are then settled here. A connection
+  answered ``client_exited``, gone from the client tables); its nodes are then settled here,
+  and so are the leases of a holder of many (the lease layer adds that work). A connection
   with at most ``chunk`` nodes (owned plus listened to) is settled on the spot; a bigger one
   ``chunk`` nodes per event-loop iteration, so that a close of 100,000 registrations never holds
   the loop for long and the nodes' memory is freed as it goes.
@@ -11,8 +12,8 @@ Rules of this module:
   by a closed session. Nothing may answer from a stale node: the server settles what each
   request reads before routing it (:meth:`Teardowns.settle_path` for a request on one path, a
   cheap per-node step; :meth:`Teardowns.settle_all` for anything that lists or walks the
-  tree), so every answer is the one a synchronous cleanup would give, and a path is free for
-  a new owner the moment its old owner's connection is closed.
+  tree, and for lease requests), so every answer is the one a synchronous cleanup would
+  give, and a path is free for a new owner the moment its old owner's connection is closed.
 - Each node is settled exactly once per closed session: the slices skip a node a request
   already settled, or that a new owner took meanwhile.
 - Settling a node has the effects of §10.6 for that node: an owned action or prop leaves the
@@ -32,8 +33,8 @@ from roost.broker.tree import ACTION, PROP, STATE, Node, Tree
 
 __all__ = ("TEARDOWN_CHUNK", "Teardowns")
 
-#: Nodes settled per event-loop iteration (about 1 ms of work).
-TEARDOWN_CHUNK: Final = 1000
+#: Nodes settled per event-loop iteration (about 0.5 ms of work).
+TEARDOWN_CHUNK: Final = 500
 
 
 #: One pending piece of cleanup: ``work(count, now)`` does about ``count`` nodes' worth of it
