@@ -7,7 +7,7 @@ Rules of this module:
   complete frame breaks the protocol, the frames before it in the same chunk are routed, then
   the connection closes; a bad sync byte or zero length fails the whole chunk.
 - One connection cannot hold the loop: past ``CHUNK_BUDGET`` (the clock is read after every 16
-  fast-path messages, after each one once slower ones came) the rest of its chunk is routed two
+  messages, or fewer when they are slow) the rest of its chunk is routed two
   iterations later, its reading paused meanwhile, so that every other connection's requests
   that arrived in between are routed and answered first.
 - While a closed connection's nodes are settled in slices (:mod:`roost.broker.teardown`),
@@ -61,8 +61,9 @@ DEFAULT_PORT: Final = 11236
 DEFAULT_MAX_OUTBOUND: Final = 8 * 1024 * 1024
 #: Seconds one connection's chunk may hold the loop; the rest of it waits for the others.
 CHUNK_BUDGET: Final = 0.001
-#: Fast-path messages routed between two looks at the clock.
+#: Messages routed between two looks at the clock, at most (fewer when they are slow).
 SLICE: Final = 16
+_QUARTER: Final = CHUNK_BUDGET / 4
 #: Options accepted now and wired by the lease layer.
 _LEASE_OPTIONS: Final = frozenset(
     (
@@ -117,7 +118,7 @@ class _ConnectionProtocol(asyncio.Protocol):
         #: budget (reading paused).
         self.later: list[bytes] | None = None
         self.offset = 0
-        #: Messages routed between two looks at the clock: SLICE, or 1 after slow ones.
+        #: Messages routed between two looks at the clock (the last slice's choice).
         self.step = SLICE
         #: The server's flush of every connection's queued output.
         self.flush = flush
@@ -176,10 +177,11 @@ class _ConnectionProtocol(asyncio.Protocol):
     def _route(self, session: Session, payloads: list[bytes], now: float, start: int = 0) -> None:
         """Hand ``payloads[start:]`` to the router in order. Past :data:`CHUNK_BUDGET` seconds
         the rest waits, reading paused, until the other connections had their turn (see
-        :meth:`_defer`). The clock is looked at between slices: :data:`SLICE` messages while
-        they all take the fast paths (calls, emits, owners' replies: a few microseconds each),
-        one message after a slice that held any other (a lease acquire or a registration may
-        cost a hundred times more), so one connection holds the loop for about the budget."""
+        :meth:`_defer`). The clock is looked at between slices: :data:`SLICE` messages when
+        that many take under a quarter of the budget (calls, emits, owners' replies and state
+        changes take a few microseconds each), fewer at the pace of the slice before (a lease
+        acquire may cost a hundred times more), so one connection holds the loop for about
+        the budget and no counter is kept per message."""
         router = self.router
         conn = session.conn
         raw_handlers = router.raw_handlers
@@ -191,10 +193,10 @@ class _ConnectionProtocol(asyncio.Protocol):
         total = len(payloads)
         step = self.step
         stop = start + step
-        until = time.monotonic() + CHUNK_BUDGET if stop < total else 0.0
+        began = time.monotonic() if stop < total else 0.0
+        until = began + CHUNK_BUDGET
         try:
             while True:
-                slow = False
                 for payload in payloads if start == 0 and stop >= total else payloads[start:stop]:
                     # The busiest requests and owners' replies skip the message objects; a bad
                     # one takes the full path, which reports its error.
@@ -214,16 +216,21 @@ class _ConnectionProtocol(asyncio.Protocol):
                             if closing:
                                 router.settle_before(msg, now)
                             handle(session, msg, now)
-                        slow = True
                     if not session.accepting:  # closed, or over its bound and about to be
                         break
                 if stop >= total or not session.accepting:
                     break
-                step = 1 if slow else SLICE
-                start, stop = stop, stop + step
-                if time.monotonic() > until:
-                    self._defer(session, payloads, start)
+                # The next slice: as many messages as took a quarter of the budget at this
+                # slice's pace (SLICE at most), so slow ones are looked at nearly one by one.
+                clock = time.monotonic()
+                spent, done = clock - began, stop - start
+                step = (
+                    SLICE if spent * SLICE <= _QUARTER * done else 1 + int(_QUARTER * done / spent)
+                )
+                if clock > until:
+                    self._defer(session, payloads, stop)
                     break
+                start, stop, began = stop, stop + step, clock
         except FramingError as exc:
             self._protocol_error(session, exc, now)
             return
@@ -260,7 +267,7 @@ class _ConnectionProtocol(asyncio.Protocol):
         if session is None or session.closed or rest is None:
             return
         self.flush()  # the others' answers go out before this connection's next share
-        if session.closed:  # the flush closed it (over its outbound bound)
+        if not session.accepting:  # the flush closed it, or will (over its outbound bound)
             return
         self._route(session, rest, self.clock(), self.offset)
         if self.later is None and not session.closed:
