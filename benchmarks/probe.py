@@ -2,9 +2,10 @@
 
 ``python -m benchmarks.probe [LOOP]`` serves on port 0 with generous limits (so that the
 benchmarks can build the worst cases the defaults would refuse), prints the port, then answers
-each ``lag`` line on stdin with ``lag MS`` (the longest delay of a 1 ms ticker since the last
-``lag`` line) and stops at stdin EOF. Used by the ``stalls`` and ``amplification`` suites;
-``limits`` on the command line (``--defaults``) keeps the default limits instead.
+each ``lag`` line on stdin with ``lag MS gc COUNT LONGEST_MS TOTAL_MS`` (the longest delay of
+a 1 ms ticker, and the cyclic collections, since the last ``lag`` line) and stops at stdin
+EOF. Used by the ``stalls`` and ``amplification`` suites; ``limits`` on the command line
+(``--defaults``) keeps the default limits instead.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ __all__ = ("DEFAULT_MAX_OUTBOUND", "DEFAULT_PORT", "Broker")
 DEFAULT_PORT: Final = 11236
 DEFAULT_MAX_OUTBOUND: Final = 8 * 1024 * 1024
 #: Seconds one connection's chunk may hold the loop; the rest of it waits for the others.
-CHUNK_BUDGET: Final = 0.001
+CHUNK_BUDGET: Final = 0.002
 #: Messages routed between two looks at the clock, at most (fewer when they are slow).
 SLICE: Final = 16
 _QUARTER: Final = CHUNK_BUDGET / 4
