@@ -84,6 +84,11 @@ class GcWatch:
     def start(self) -> None:
         gc.callbacks.append(self._callback)
 
+    def reset(self) -> None:
+        """Forget what was counted so far."""
+        self.count = 0
+        self.longest = self.total = 0.0
+
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._began = time.perf_counter()

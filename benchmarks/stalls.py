@@ -5,11 +5,16 @@ Scenarios, each against a broker process with wide limits (``benchmarks.probe``)
 
 - ``idle``: nothing but the witness (the floor of both figures);
 - ``ls 100k``: 50 ``/meta/ls`` calls of a directory with 100,000 entries (before: 4.4 s frozen);
-- ``10k acquires``: one client acquires 10,000 distinct resources (before: 32 s, the broker
-  frozen 1.7 s per 300) and returns them;
+- ``10k acquires``: one client pipelines 10,000 acquires of distinct resources (before: 32 s,
+  the broker frozen 1.7 s per 300);
 - ``10k regs + close`` / ``100k regs + close``: a client with 10,000 (the default
-  ``max_per_connection``) or 100,000 registrations disconnects (the cleanup is synchronous,
-  protocol.md §10.6, so its cost grows with the registrations; the limit bounds it).
+  ``max_per_connection``) or 100,000 registrations disconnects (before: one synchronous
+  cleanup, 50-60 ms for 100,000; now settled in slices, roost.broker.teardown);
+- ``10k leases + close``: a client holding 10,000 leases disconnects (its leases end in
+  slices too).
+
+A close scenario's "attack s" is the close and :data:`CLEANUP_WINDOW`, within which its
+cleanup ends; "gc max ms" is the longest cyclic collection in the measured window.
 
 Goals: max loop lag <= 20 ms, witness p99 <= 5 ms (on an otherwise idle machine).
 """
@@ -142,23 +147,28 @@ def _ls(port: int, setup: list[socket.socket]) -> Callable[[], None]:
     return lambda: _pipeline(sock, [call] * 50, 50)
 
 
+def _acquire_frame(i: int) -> bytes:
+    """A ``lease_acquire`` of resource ``j/<i>`` (request id ``i``)."""
+    body = b"\x50" + (i & 0xFFFF).to_bytes(2, "big") + pack({"resource": f"j/{i}"})
+    return b"G" + len(body).to_bytes(2, "big") + body
+
+
 def _acquires(port: int, setup: list[socket.socket]) -> Callable[[], None]:
     sock = _client(port)
     setup.append(sock)
 
     def attack() -> None:
-        frames = [
-            b"G" + len(body).to_bytes(2, "big") + body
-            for i in range(10_000)
-            for body in [b"\x50" + (i & 0xFFFF).to_bytes(2, "big") + pack({"resource": f"j/{i}"})]
-        ]
-        _pipeline(sock, frames, 10_000)
+        _pipeline(sock, [_acquire_frame(i) for i in range(10_000)], 10_000)
 
     return attack
 
 
-def _close(port: int, setup: list[socket.socket], count: int = 100_000) -> Callable[[], None]:
-    sock = _registrations(port, "/many", count)
+#: Seconds a close scenario goes on after the close: the cleanup (in slices) ends within it.
+CLEANUP_WINDOW = 1.0
+
+
+def _closing(port: int, sock: socket.socket, setup: list[socket.socket]) -> Callable[[], None]:
+    """The attack that closes ``sock``, then waits :data:`CLEANUP_WINDOW`."""
     witness_of_close = _client(port)
     setup.append(witness_of_close)
 
@@ -168,9 +178,20 @@ def _close(port: int, setup: list[socket.socket], count: int = 100_000) -> Calla
         ping = codec.encode(m.Ping(9))
         witness_of_close.sendall(ping)
         witness_of_close.recv(64)
-        time.sleep(0.05)
+        time.sleep(CLEANUP_WINDOW)
 
     return attack
+
+
+def _close(port: int, setup: list[socket.socket], count: int = 100_000) -> Callable[[], None]:
+    return _closing(port, _registrations(port, "/many", count), setup)
+
+
+def _leases_close(port: int, setup: list[socket.socket]) -> Callable[[], None]:
+    sock = _client(port)
+    frames = [_acquire_frame(i) for i in range(10_000)]
+    _pipeline(sock, frames, len(frames))
+    return _closing(port, sock, setup)
 
 
 def _idle(port: int, setup: list[socket.socket]) -> Callable[[], None]:
@@ -183,22 +204,34 @@ SCENARIOS: list[tuple[str, Callable[[int, list[socket.socket]], Callable[[], Non
     ("10k acquires", _acquires),
     ("10k regs + close", lambda port, setup: _close(port, setup, 10_000)),
     ("100k regs + close", _close),
+    ("10k leases + close", _leases_close),
 ]
 
 
-def _lag(server: Server) -> float:
+def _lag(server: Server) -> tuple[float, float]:
+    """The broker's longest loop iteration and longest cyclic collection (ms) since the last
+    call."""
     assert server.proc.stdin is not None and server.proc.stdout is not None
     server.proc.stdin.write(b"lag\n")
     server.proc.stdin.flush()
-    line = server.proc.stdout.readline().decode()
-    return float(line.split()[1])
+    fields = server.proc.stdout.readline().decode().split()  # lag MS gc COUNT LONGEST TOTAL
+    return float(fields[1]), float(fields[4])
 
 
 def run(quick: bool = False) -> None:
     """Run every scenario on each event loop and print one table."""
     table = Table(
         "stalls: one client's expensive request, a witness pinging meanwhile",
-        ["loop", "scenario", "attack s", "max lag ms", "witness p50 ms", "p99 ms", "max ms"],
+        [
+            "loop",
+            "scenario",
+            "attack s",
+            "max lag ms",
+            "gc max ms",
+            "witness p50 ms",
+            "p99 ms",
+            "max ms",
+        ],
     )
     for loop in _loops():
         for name, make in SCENARIOS:
@@ -216,13 +249,14 @@ def run(quick: bool = False) -> None:
                 elapsed = time.perf_counter() - started
                 time.sleep(0.05)
                 witness.finish()
-                lag = _lag(server)
+                lag, gc_pause = _lag(server)
                 p50, p99 = percentiles(witness.samples)
                 table.add(
                     loop,
                     name,
                     f"{elapsed:.2f}",
                     f"{lag:.1f}",
+                    f"{gc_pause:.1f}",
                     f"{p50:.2f}",
                     f"{p99:.2f}",
                     f"{max(witness.samples):.2f}",

@@ -37,6 +37,7 @@ from roost.broker.limits import Limits
 from roost.broker.session import Session, fan_out
 from roost.broker.stats import Stats
 from roost.broker.subtree import SubtreeIndex
+from roost.broker.teardown import TEARDOWN_CHUNK, Teardowns
 from roost.broker.tree import ACTION, EVENT, PROP, STATE, Node, Tree
 from roost.protocol import messages as m
 from roost.protocol.values import Value, pack
@@ -59,6 +60,31 @@ _EXTENSION_REQUESTS = tuple(
 )
 
 
+#: Requests that read no client's node and no lease: nothing to settle before them while a
+#: close is being cleaned up.
+_READ_NOTHING = frozenset(
+    (m.Ping, m.Hello, m.HelloId, m.ReplyOk, m.ReplyError, m.BadValue, m.AuthLogin, m.AuthReload)
+)
+#: Requests on one path: settling that path is enough (a ``/meta`` node settles everything).
+_READ_ONE_PATH = frozenset(
+    (
+        m.ActionCall,
+        m.Get,
+        m.Set,
+        m.EventEmit,
+        m.EventListen,
+        m.StateChanged,
+        m.StateUnknown,
+        m.StateObserve,
+        m.StateObserveT,
+        m.ActionRegister,
+        m.PropRegister,
+        m.EventRegister,
+        m.StateRegister,
+    )
+)
+
+
 class Router:
     """Routes every message between sessions over one tree.
 
@@ -67,10 +93,18 @@ class Router:
         now: monotonic time at start (``/meta/broker``'s observe_t counts from it).
         max_outbound: default bound on each session's unsent output (protocol.md §14).
         limits: path, tree and per-connection limits (docs/reference/limits.md).
+        teardown_chunk: nodes of a closed connection settled per event-loop iteration
+            (:mod:`roost.broker.teardown`).
     """
 
     def __init__(
-        self, hooks: ServerHooks, now: float, *, max_outbound: int, limits: Limits | None = None
+        self,
+        hooks: ServerHooks,
+        now: float,
+        *,
+        max_outbound: int,
+        limits: Limits | None = None,
+        teardown_chunk: int = TEARDOWN_CHUNK,
     ) -> None:
         self.hooks = hooks
         self.max_outbound = max_outbound
@@ -86,6 +120,11 @@ class Router:
         self.stats = Stats()
         #: Subtree listens and observes; the watchers of every node.
         self.subtrees: SubtreeIndex[Session] = SubtreeIndex(self.tree)
+        #: Closed connections whose nodes (or many leases) are still being settled;
+        #: ``closing`` (their dict) is empty unless one is, and then each request settles
+        #: what it reads first.
+        self.teardowns = Teardowns(self.tree, hooks, teardown_chunk)
+        self.closing = self.teardowns.pending
         #: Every open session, in connection order.
         self.sessions: dict[Session, None] = {}
         #: Sessions with queued output since the last flush.
@@ -170,6 +209,18 @@ class Router:
         table = self._dispatch if session.conn.hello_done else self._before_hello
         table.get(type(msg), self._unexpected)(session, msg, now)
 
+    def settle_before(self, msg: m.Message | m.BadValue, now: float) -> None:
+        """A closed connection's nodes or leases are still being settled (``closing`` is not
+        empty): settle what ``msg`` will read, so that it is answered as after a synchronous
+        cleanup (lease requests and the rest: everything)."""
+        kind = type(msg)
+        if kind in _READ_NOTHING:
+            return
+        if kind in _READ_ONE_PATH:
+            self.teardowns.settle_path(msg.path, now)  # type: ignore[union-attr]
+        else:
+            self.teardowns.settle_all(now)
+
     def reap(self, now: float) -> None:
         """Close every session that exceeded its outbound bound, as ``slow_consumer``."""
         doomed = self.doomed
@@ -180,10 +231,12 @@ class Router:
         """Forget ``session`` at once (protocol.md §10.6) and close its transport; idempotent.
 
         Its listens and observes end; its actions and props vanish; its events and states lose
-        their owner (observers of a known state get one 0x45); every request forwarded to it
-        gets ``client_exited``; requests it made stay with their owners, whose replies are
-        then dropped. ``reason`` is logged (``disconnected``, ``timeout``, ``takeover``,
-        ``slow_consumer``, ``protocol_error``, ``shutdown``).
+        their owner (observers of a known state get one 0x45): at once for a connection with
+        a few nodes, else in slices that every request settles ahead of itself
+        (:mod:`roost.broker.teardown`, so answers are as if all of it was done now). Every
+        request forwarded to it gets ``client_exited``; requests it made stay with their
+        owners, whose replies are then dropped. ``reason`` is logged (``disconnected``,
+        ``timeout``, ``takeover``, ``slow_consumer``, ``protocol_error``, ``shutdown``).
         """
         if session.closed:
             return
@@ -195,26 +248,9 @@ class Router:
         session.out_size = 0
         self.sessions.pop(session, None)
         self._unbind(session)
-        gone: list[Node[Session]] = []  # removed from the tree in one call
-        for node in session.listening:
-            node.drop_listener(session)
-            if node.owner is None and not node.listeners and not node.internal:
-                gone.append(node)
         if self.subtrees.count:
             self.subtrees.drop_session(session)
-        for node in session.owned:
-            node.owner = None
-            node.guard = None
-            kind = node.kind
-            if kind is ACTION or kind is PROP:
-                gone.append(node)
-                continue
-            if kind is STATE and node.value is not None:
-                node.value = None
-                states.notify_unknown(node)
-            if not node.listeners:
-                gone.append(node)
-        self.tree.remove_all(gone)
+        self.teardowns.start(session, now)
         for requester, rid, _code in session.pending.values():
             if not requester.closed:
                 requester.push(frames.err(rid, "client_exited"))
@@ -227,9 +263,10 @@ class Router:
             self.meta.clients_changed(now)
 
     def close_all(self, reason: str, now: float) -> None:
-        """Disconnect every session (a broker stop)."""
+        """Disconnect every session (a broker stop) and settle every node at once."""
         for session in list(self.sessions):
             self.disconnect(session, reason, now)
+        self.teardowns.settle_all(now)
 
     # -- identity ------------------------------------------------------------------------------
 

@@ -6,8 +6,12 @@ Rules of this module:
   sans-IO ``Connection`` and hands each message to the synchronous router, in order. When a
   complete frame breaks the protocol, the frames before it in the same chunk are routed, then
   the connection closes; a bad sync byte or zero length fails the whole chunk.
-- One connection cannot hold the loop: past ``CHUNK_BUDGET`` (checked every 16 messages) the
-  rest of its chunk is routed in a later iteration, its reading paused meanwhile.
+- One connection cannot hold the loop: past ``CHUNK_BUDGET`` (the clock is read after every 16
+  messages, or fewer when they are slow) the rest of its chunk is routed two
+  iterations later, its reading paused meanwhile, so that every other connection's requests
+  that arrived in between are routed and answered first.
+- While a closed connection's nodes are settled in slices (:mod:`roost.broker.teardown`),
+  each request settles what it reads before it is routed.
 - Output is flushed once per event-loop iteration: the first frame queued in an iteration
   schedules a single ``call_soon``; the flush writes each dirty session's outbox in one write.
 - Deadlines (hello, idle §12, unfinished frame) cost nothing per message: each chunk only
@@ -38,27 +42,28 @@ from roost.broker.auth.checker import PasswordChecker
 from roost.broker.auth.settings import AuthSettings
 from roost.broker.auth.web import http_guard
 from roost.broker.gateway import Gateway
-from roost.broker.guard import Acceptor, Deadlines, peer_gone
+from roost.broker.guard import Acceptor, Deadlines
 from roost.broker.leases import install_leases
 from roost.broker.leases.extras import Extras, LockSettings, PoolSettings, install_extras
 from roost.broker.limits import Limits
 from roost.broker.listeners import Listener, check_exposure, peer_user, start_listeners
+from roost.broker.loophooks import LoopHooks
 from roost.broker.router import Router
 from roost.broker.session import Session
 from roost.broker.store import Store, install_store
 from roost.broker.storefile import StoreSettings
 from roost.errors import FramingError
 from roost.protocol.codec import split_request
-from roost.protocol.values import unpack
 
 __all__ = ("DEFAULT_MAX_OUTBOUND", "DEFAULT_PORT", "Broker")
 
 DEFAULT_PORT: Final = 11236
 DEFAULT_MAX_OUTBOUND: Final = 8 * 1024 * 1024
-#: Seconds one connection's chunk may hold the loop; the rest of it waits an iteration.
+#: Seconds one connection's chunk may hold the loop; the rest of it waits for the others.
 CHUNK_BUDGET: Final = 0.002
-#: Messages routed between two looks at the clock.
+#: Messages routed between two looks at the clock, at most (fewer when they are slow).
 SLICE: Final = 16
+_QUARTER: Final = CHUNK_BUDGET / 4
 #: Options accepted now and wired by the lease layer.
 _LEASE_OPTIONS: Final = frozenset(
     (
@@ -83,129 +88,40 @@ def _peer_name(address: Any) -> str:
     return str(address)
 
 
-class _Hooks:
-    """The router's view of the server (flush scheduling, closing, timers)."""
-
-    __slots__ = ("_flush_scheduled", "broker", "idle", "loop")
-
-    def __init__(self, broker: Broker, loop: asyncio.AbstractEventLoop) -> None:
-        self.broker = broker
-        self.loop = loop
-        self._flush_scheduled = False
-        self.idle = Deadlines(loop, self._expire, broker.limits)
-
-    def _expire(self, session: Session, reason: str, now: float) -> None:
-        self.broker.router.disconnect(session, reason, now)
-
-    def wake(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Write every dirty session's outbox in one write; close those over their bound."""
-        self._flush_scheduled = False
-        router = self.broker.router
-        stats = router.stats
-        dirty = router.dirty
-        while dirty:
-            batch = dirty[:]
-            dirty.clear()
-            for session in batch:
-                if not session.outbox:
-                    continue
-                if not session.accepting:
-                    session.outbox.clear()
-                    session.out_size = 0
-                    continue
-                writer = session.writer
-                stats.frames_out += len(session.outbox)
-                data = session.take_output()
-                stats.bytes_out += len(data)
-                writer.write(data)
-                backlog = writer.get_write_buffer_size()
-                session.backlog = backlog
-                if backlog > session.max_outbound:
-                    session.accepting = False
-                    router.doomed.append(session)
-            if router.doomed:
-                router.reap(self.loop.time())
-
-    def close_io(self, session: Session, reason: str) -> None:
-        self.idle.disarm(session)
-        transport = session.writer
-        if transport is not None and not transport.is_closing():
-            if reason == "shutdown" or (
-                reason == "disconnected" and not transport.get_write_buffer_size()
-            ):
-                transport.close()  # a stopping broker still delivers what it queued last
-            else:
-                # Output still buffered for a peer that stopped reading must not pin memory.
-                transport.abort()
-        conn_log.info(
-            "connection closed: peer=%s client=%s reason=%s",
-            session.peer,
-            _client_repr(session),
-            reason,
-            extra={"peer": session.peer, "client": _client_repr(session), "reason": reason},
-        )
-
-    def timeout_changed(self, session: Session) -> None:
-        self.idle.arm(session)
-
-    def peer_gone(self, session: Session) -> bool:
-        return peer_gone(session)
-
-    def call_later(self, delay: float, callback: Callable[[float], None]) -> None:
-        loop = self.loop
-        if delay <= 0:
-            # Next loop iteration, without a timer (uvloop's timers tick in milliseconds).
-            loop.call_soon(lambda: callback(loop.time()))
-        else:
-            loop.call_later(delay, lambda: callback(loop.time()))
-
-    def offload(
-        self, work: Callable[[], None], done: Callable[[BaseException | None, float], None]
-    ) -> None:
-        """Run ``work`` in a worker thread, then ``done(error, now)`` on the loop."""
-        loop = self.loop
-
-        def finished(future: asyncio.Future[None]) -> None:
-            if not future.cancelled():
-                done(future.exception(), loop.time())
-
-        loop.run_in_executor(None, work).add_done_callback(finished)
-
-    def run_blocking(self, work: Callable[[], Any], then: Callable[[Any, float], None]) -> None:
-        """Run slow ``work`` (a lock key's scrypt) in a worker thread, then ``then(result,
-        now)`` back on the loop; nothing is waited for on the loop."""
-        loop = self.loop
-        future = loop.run_in_executor(self.broker.key_worker(), work)
-        future.add_done_callback(lambda f: None if f.cancelled() else then(f.result(), loop.time()))
-
-
-def _client_repr(session: Session) -> str:
-    if session.client_id is None:
-        return "-"
-    try:
-        return repr(unpack(session.client_id))
-    except Exception:
-        return session.client_id.hex()
-
-
 class _ConnectionProtocol(asyncio.Protocol):
     """One client connection: bytes in, router calls, nothing else."""
 
-    __slots__ = ("clock", "idle", "later", "listener", "router", "session")
+    __slots__ = (
+        "clock",
+        "flush",
+        "idle",
+        "later",
+        "listener",
+        "offset",
+        "router",
+        "session",
+        "step",
+    )
 
     def __init__(
-        self, broker: Broker, clock: Callable[[], float], idle: Deadlines, listener: Listener
+        self,
+        broker: Broker,
+        clock: Callable[[], float],
+        idle: Deadlines,
+        listener: Listener,
+        flush: Callable[[], None],
     ) -> None:
         self.router = broker.router
         self.idle = idle
         self.listener = listener
-        #: Payloads still to route after a chunk ran over its time budget (reading paused).
+        #: Payloads still to route from ``offset`` on, after a chunk ran over its time
+        #: budget (reading paused).
         self.later: list[bytes] | None = None
+        self.offset = 0
+        #: Messages routed between two looks at the clock (the last slice's choice).
+        self.step = SLICE
+        #: The server's flush of every connection's queued output.
+        self.flush = flush
         #: The loop's ``time``: the clock the idle timers compare against.
         self.clock = clock
         self.session: Session | None = None
@@ -258,23 +174,30 @@ class _ConnectionProtocol(asyncio.Protocol):
         if conn.partial or session.frame_since is not None:
             self.idle.received(session, now, bool(payloads))
 
-    def _route(self, session: Session, payloads: list[bytes], now: float) -> None:
-        """Hand ``payloads`` to the router in order. Past :data:`CHUNK_BUDGET` seconds (looked
-        at every 16 messages), the rest waits for the next loop iteration with reading paused,
-        so one client's heavy chunk never holds the loop for long."""
+    def _route(self, session: Session, payloads: list[bytes], now: float, start: int = 0) -> None:
+        """Hand ``payloads[start:]`` to the router in order. Past :data:`CHUNK_BUDGET` seconds
+        the rest waits, reading paused, until the other connections had their turn (see
+        :meth:`_defer`). The clock is looked at between slices: :data:`SLICE` messages when
+        that many take under a quarter of the budget (calls, emits, owners' replies and state
+        changes take a few microseconds each), fewer at the pace of the slice before (a lease
+        acquire may cost a hundred times more), so one connection holds the loop for about
+        the budget and no counter is kept per message."""
         router = self.router
         conn = session.conn
         raw_handlers = router.raw_handlers
         handle = router.handle
         reply_raw = router.reply_raw
         received = router.stats.received
+        #: Closed connections' nodes being settled: a request settles what it reads first.
+        closing = router.closing
         total = len(payloads)
-        # Slices of SLICE messages: the budget is looked at between slices, never per message.
-        start, stop = 0, SLICE
-        until = time.monotonic() + CHUNK_BUDGET if total > SLICE else 0.0
+        step = self.step
+        stop = start + step
+        began = time.monotonic() if stop < total else 0.0
+        until = began + CHUNK_BUDGET
         try:
             while True:
-                for payload in payloads if total <= SLICE else payloads[start:stop]:
+                for payload in payloads if start == 0 and stop >= total else payloads[start:stop]:
                     # The busiest requests and owners' replies skip the message objects; a bad
                     # one takes the full path, which reports its error.
                     code = payload[0]
@@ -282,21 +205,32 @@ class _ConnectionProtocol(asyncio.Protocol):
                     handler = raw_handlers.get(code) if conn.hello_done else None
                     if handler is not None and (parts := split_request(payload)) is not None:
                         rid, path, raw = parts
+                        if closing:
+                            router.teardowns.settle_path(path, now)
                         handler(session, rid, path, raw, now)
                     elif code <= 0x06 and (reply := conn.take_reply(payload)) is not None:
                         reply_raw(session, code, reply[0], reply[1])
                     else:
                         msg = conn.receive_payload(payload)
                         if msg is not None:
+                            if closing:
+                                router.settle_before(msg, now)
                             handle(session, msg, now)
                     if not session.accepting:  # closed, or over its bound and about to be
                         break
                 if stop >= total or not session.accepting:
                     break
-                start, stop = stop, stop + SLICE
-                if time.monotonic() > until:
-                    self._defer(session, payloads[start:])
+                # The next slice: as many messages as took a quarter of the budget at this
+                # slice's pace (SLICE at most), so slow ones are looked at nearly one by one.
+                clock = time.monotonic()
+                spent, done = clock - began, stop - start
+                step = (
+                    SLICE if spent * SLICE <= _QUARTER * done else 1 + int(_QUARTER * done / spent)
+                )
+                if clock > until:
+                    self._defer(session, payloads, stop)
                     break
+                start, stop, began = stop, stop + step, clock
         except FramingError as exc:
             self._protocol_error(session, exc, now)
             return
@@ -305,16 +239,26 @@ class _ConnectionProtocol(asyncio.Protocol):
             log.exception("internal error handling a message from %s", session.peer)
             router.disconnect(session, "internal_error", now)
             return
+        finally:
+            self.step = step
         if router.doomed:
             router.reap(now)
 
-    def _defer(self, session: Session, rest: list[bytes]) -> None:
-        self.later = rest
+    def _defer(self, session: Session, payloads: list[bytes], start: int) -> None:
+        """Keep ``payloads[start:]`` for later, reading paused. The rest is routed two loop
+        iterations on (:meth:`_hop`), after the flush of what is queued now: the loop polls
+        its sockets in between, so the requests of every other connection that arrived
+        meanwhile are routed and answered before this one's next share."""
+        self.later = payloads
+        self.offset = start
         # The gateway's message links have no reading to pause: what they hand in meanwhile
         # joins ``later`` in order.
         pause = getattr(session.writer, "pause_reading", None)
         if pause is not None:
             pause()
+        self.idle.loop.call_soon(self._hop)
+
+    def _hop(self) -> None:
         self.idle.loop.call_soon(self._resume)
 
     def _resume(self) -> None:
@@ -322,7 +266,10 @@ class _ConnectionProtocol(asyncio.Protocol):
         self.later = None
         if session is None or session.closed or rest is None:
             return
-        self._route(session, rest, self.clock())
+        self.flush()  # the others' answers go out before this connection's next share
+        if not session.accepting:  # the flush closed it, or will (over its outbound bound)
+            return
+        self._route(session, rest, self.clock(), self.offset)
         if self.later is None and not session.closed:
             resume = getattr(session.writer, "resume_reading", None)
             if resume is not None:
@@ -417,7 +364,7 @@ class Broker:
         self._access: Access | None = None
         self._checker: PasswordChecker | None = None
         self._server: list[Acceptor] | None = None
-        self._hooks: _Hooks | None = None
+        self._hooks: LoopHooks | None = None
         self._router: Router | None = None
 
     def key_worker(self) -> ThreadPoolExecutor:
@@ -473,8 +420,8 @@ class Broker:
         ):
             log.warning("%s", warning)
         loop = asyncio.get_running_loop()
-        self._hooks = hooks = _Hooks(self, loop)
-        self._router = router = Router(
+        self._hooks = hooks = LoopHooks(loop, self.limits, self.key_worker)
+        self._router = hooks.router = router = Router(
             hooks, loop.time(), max_outbound=self.max_outbound, limits=self.limits
         )
         if self.store_settings is not None:
@@ -504,7 +451,9 @@ class Broker:
         self._server = await start_listeners(
             loop,
             self.listeners,
-            lambda listener: _ConnectionProtocol(self, loop.time, hooks.idle, listener),
+            lambda listener: _ConnectionProtocol(
+                self, loop.time, hooks.idle, listener, hooks.flush
+            ),
             router.sessions.__len__,
             self.limits,
         )
@@ -541,8 +490,9 @@ class Broker:
         """
         if self._hooks is None:
             raise RuntimeError("the broker is not started")
+        hooks = self._hooks
         protocol = _ConnectionProtocol(
-            self, self._hooks.loop.time, self._hooks.idle, self._gateway_listener()
+            self, hooks.loop.time, hooks.idle, self._gateway_listener(), hooks.flush
         )
         protocol.connection_made(transport)
         return protocol

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Final, TypeAlias
 
@@ -58,6 +59,9 @@ __all__ = (
 
 #: The audit log kept in a state directory.
 AUDIT_FILE: Final = "leases.jsonl"
+#: A lease ended at a close costs about as much as this many nodes settled: a holder of more
+#: than ``chunk / LEASE_WEIGHT`` leases loses them in slices (roost.broker.teardown).
+LEASE_WEIGHT: Final = 32
 
 _PUSH_CODES: Final = {"lease_granted": 0x60, "lease_revoked": 0x61, "lease_wait_ended": 0x62}
 _OK: Final = frozenset({"OK", "QUEUED"})
@@ -289,8 +293,17 @@ class LeaseLayer:
             return
         self._joined.discard(session)
         why = "timeout" if reason == "timeout" else "disconnected"
+        teardowns = self.router.teardowns
+        if self.table.held_by(session) * LEASE_WEIGHT > teardowns.chunk:  # in slices
+            teardowns.add((session, "leases"), partial(self._revoke_part, session, why))
+            return
         _, effects = self.table.disconnect(session, why, now)
         self.apply(effects, now)
+
+    def _revoke_part(self, session: Session, why: str, count: int, now: float) -> bool:
+        done, effects = self.table.disconnect_part(session, why, now, 1 + count // LEASE_WEIGHT)
+        self.apply(effects, now)
+        return done
 
     def stop(self, now: float) -> None:
         """Graceful stop: every holder is pushed ``restart``; audit files are closed."""

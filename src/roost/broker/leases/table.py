@@ -16,6 +16,7 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from itertools import islice
 from typing import Any, Final
 
 from roost.broker.leases import queries as q
@@ -159,6 +160,27 @@ class LeaseTable(TableCore):
             self._drop_conn(c, reason, now)
             self._serve(now)
         return None, self._finish()
+
+    def disconnect_part(
+        self, conn: Hashable, reason: str, now: float, count: int
+    ) -> tuple[bool, Effects]:
+        """:meth:`disconnect` in parts, for a connection holding many leases: each call ends
+        up to ``count`` of its leases (its waits vanish with the first call) and serves the
+        queue; the call that ends its last lease forgets it. True once that is done."""
+        now = self._begin(now)
+        c = self._conns.get(conn)
+        done = True
+        if c is not None:
+            for w in list(c.waiters.values()):
+                self._drop_waiter(w, reason, push=False)
+            if len(c.leases) > count:
+                for lease in list(islice(c.leases.values(), count)):
+                    self._end(lease, reason, now, push=False)
+                done = False
+            else:
+                self._drop_conn(c, reason, now)
+            self._serve(now)
+        return done, self._finish()
 
     def delegate(
         self, conn: Hashable, token: object, user: str, now: float
