@@ -36,18 +36,29 @@ async def test_directories_are_implicit(broker_thread: BrokerThread) -> None:
         a = await connect(broker_thread.port)
         await a.register("action", "/a/b/c")
         assert await o.ls("/a") == ok(0, ["dir", [["b", "dir"]]])
-        await a.aclose()
-        await _wait_gone(o, "/a")
+        await _close_and_wait(broker_thread.port, a)
+        await _assert_gone(o, "/a")
 
 
-async def _wait_gone(o: Wire, path: str) -> None:
-    with anyio.fail_after(5):
+async def _close_and_wait(port: int, *clients: Wire) -> None:
+    """Close ``clients`` and return once the broker has dealt with their closes: a watcher of
+    /meta/clients sees the list shrink by as many (its cleanup happens in the same step)."""
+    async with await connect(port) as watcher:
+        reply = await watcher.request(m.StateObserve(watcher.next_id(), "/meta/clients"))
+        assert isinstance(reply, m.ReplyStateKnown)
+        left = len(reply.value.obj["clients"]) - len(clients)
+        for client in clients:
+            await client.aclose()
         while True:
-            reply = await o.ls(path)
-            if reply.value.obj == "path_not_found":
-                assert isinstance(reply, m.ReplyError)
+            change = await watcher.recv_as(m.StateNotify)
+            if len(change.value.obj["clients"]) == left:
                 return
-            await anyio.sleep(0.005)
+
+
+async def _assert_gone(o: Wire, path: str) -> None:
+    reply = await o.ls(path)
+    assert isinstance(reply, m.ReplyError)
+    assert reply.value.obj == "path_not_found"
 
 
 async def test_nodes_and_directories_conflict(broker_thread: BrokerThread) -> None:
@@ -73,12 +84,10 @@ async def test_partial_removal_keeps_siblings(broker_thread: BrokerThread) -> No
         d = await connect(broker_thread.port)
         await c.register("action", "/b/c")
         await d.register("action", "/b/d")
-        await c.aclose()
-        with anyio.fail_after(5):
-            while (await o.ls("/b")).value.obj != ["dir", [["d", "action"]]]:
-                await anyio.sleep(0.005)
-        await d.aclose()
-        await _wait_gone(o, "/b")
+        await _close_and_wait(broker_thread.port, c)
+        assert (await o.ls("/b")).value.obj == ["dir", [["d", "action"]]]
+        await _close_and_wait(broker_thread.port, d)
+        await _assert_gone(o, "/b")
 
 
 @pytest.mark.parametrize(
@@ -115,8 +124,8 @@ async def test_cleanup_covers_every_kind(broker_thread: BrokerThread) -> None:
         a = await connect(broker_thread.port)
         for kind in ("action", "prop", "event", "state"):
             await a.register(kind, f"/all/{kind}")
-        await a.aclose()
-        await _wait_gone(o, "/all")
+        await _close_and_wait(broker_thread.port, a)
+        await _assert_gone(o, "/all")
 
 
 async def test_meta_clients_listed_once_read(broker_thread: BrokerThread) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -146,16 +147,28 @@ async def _raw_http(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWrit
     return await asyncio.open_connection("127.0.0.1", port)
 
 
+async def _kept_alive(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that has had one request answered and stays open (HTTP/1.1 keep-alive):
+    the answer shows the gateway holds it."""
+    reader, writer = await _raw_http(port)
+    writer.write(b"GET /get/meta/broker HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    length = re.search(rb"\r\nContent-Length: (\d+)\r\n", head, re.I)
+    assert length is not None
+    await reader.readexactly(int(length[1]))
+    return reader, writer
+
+
 async def test_http_connections_bound(http: aiohttp.ClientSession) -> None:
-    """With max_http_connections open (idle, no request sent), one more is answered 503 with
-    Retry-After and the limit, and closed; once one closes, HTTP is served again."""
+    """With max_http_connections open (kept alive after a request), one more is answered 503
+    with Retry-After and the limit, and closed; once one closes, HTTP is served again."""
     async with limited(max_http_connections=3) as (handle, base):
         gateway = handle.broker.gateway
         assert gateway is not None and gateway.listener is not None
         port = gateway.port
-        held = [await _raw_http(port) for _ in range(3)]
+        held = [await _kept_alive(port) for _ in range(3)]
         server = gateway.listener.server
-        handle.wait_until(lambda: len(server.connections) == 3)
         reader, writer = await _raw_http(port)
         answer = await asyncio.wait_for(reader.read(), 5)
         writer.close()
