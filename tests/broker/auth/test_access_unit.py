@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from roost.broker.auth.access import MAX_DELAY, install_access
+from roost.broker.auth.access import (
+    HOST_MEMORY,
+    MAX_DELAY,
+    HostFailures,
+    failure_delay,
+    install_access,
+    peer_host,
+)
 from roost.broker.auth.settings import AuthSettings
 from roost.broker.auth.users import Users
 from roost.broker.router import Router
@@ -65,3 +72,20 @@ def test_the_refusal_comes_only_when_the_timer_fires() -> None:
     assert _drain(session) == [
         m.ReplyError(4, v({"status": "bad_login", "reason": "wrong user name or password"}))
     ]
+
+
+def test_host_failures_count_in_a_row_and_are_forgotten() -> None:
+    failures = HostFailures()
+    assert [failures.failed("10.0.0.1", t) for t in (0.0, 1.0, 2.0)] == [1, 2, 3]
+    assert failures.failed("10.0.0.2", 2.0) == 1  # per host
+    assert failures.failed("10.0.0.1", 3.0 + HOST_MEMORY) == 1  # quiet long enough: a new run
+    failures.forget("10.0.0.1")  # a success
+    assert failures.failed("10.0.0.1", 4.0 + HOST_MEMORY) == 1
+    assert [failure_delay(0.5, n) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert failure_delay(0.5, 40) == MAX_DELAY
+
+
+def test_peer_host_strips_port_and_brackets() -> None:
+    assert peer_host("192.0.2.7:51000") == "192.0.2.7"
+    assert peer_host("[::1]:51000") == "::1"
+    assert peer_host("gateway") == "gateway"

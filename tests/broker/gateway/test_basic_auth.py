@@ -17,7 +17,7 @@ from roost.broker.config import load_config
 from roost.broker.listeners import Listener
 from roost.protocol import messages as m
 from tests.broker.auth.authkit import HASH, PASSWORD, broker, settings, user_wire
-from tests.wire import v
+from tests.wire import Wire, v
 
 pytestmark = pytest.mark.anyio
 
@@ -161,3 +161,24 @@ async def test_reload_forgets_remembered_passwords(tmp_path: Path) -> None:
                 assert r.status == 401
             async with http.get(url, headers=_auth("owner", "new secret")) as r:
                 assert r.status == 200
+
+
+async def test_http_and_native_failures_are_counted_together() -> None:
+    """A wrong HTTP password counts as a failure of its address for native logins too."""
+    with broker(settings(CONFIG), http_port=0) as b:
+        gateway = b.broker.gateway
+        assert gateway is not None
+        url = f"http://127.0.0.1:{gateway.port}/get/meta/broker"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(url, headers=_auth("owner", "wrong")) as r,
+        ):
+            assert r.status == 401
+        wire = await Wire.connect(b.port)
+        reply = await wire.login("owner", "wrong too")
+        assert reply.value.obj["status"] == "bad_login"
+        await wire.aclose()
+        access = b.broker._access
+        assert access is not None
+        failures = access.host_failures
+        assert b.call(lambda: failures.failed("127.0.0.1", b.loop.time())) == 3

@@ -38,10 +38,13 @@ __all__ = (
     "MAX_FAILURES",
     "Access",
     "DelegateLease",
+    "HostFailures",
     "LeaseLayerView",
     "RevokeLeases",
     "Submit",
+    "failure_delay",
     "install_access",
+    "peer_host",
 )
 
 #: Failed logins one connection may make before it is closed.
@@ -116,7 +119,7 @@ class Access(Gate):
         self._failures: dict[Session, int] = {}
         #: Failed logins per peer address, with the time of the latest: opening more
         #: connections does not make guessing faster.
-        self._host_failures: dict[str, tuple[int, float]] = {}
+        self.host_failures = HostFailures()
         #: Sessions whose user came from a password (a reload that removes it closes them).
         self._by_password: set[Session] = set()
 
@@ -179,7 +182,7 @@ class Access(Gate):
             self._busy.discard(session)
             session.user = user
             self._by_password.add(session)
-            self._host_failures.pop(_host(session.peer), None)
+            self.host_failures.forget(peer_host(session.peer))
             log.info(
                 "login: user=%s peer=%s",
                 user,
@@ -192,14 +195,8 @@ class Access(Gate):
         self._audit(session, user, "wrong password" if known else "unknown user")
         failures = self._failures.get(session, 0) + 1
         self._failures[session] = failures
-        host = _host(session.peer)
-        count, last = self._host_failures.get(host, (0, now))
-        count = 1 if now - last > HOST_MEMORY else count + 1
-        if len(self._host_failures) >= MAX_HOSTS and host not in self._host_failures:
-            self._host_failures.clear()
-        self._host_failures[host] = (count, now)
-        exponent = min(max(failures, count) - 1, 16)
-        delay = min(MAX_DELAY, self.settings.login_delay * 2**exponent)
+        count = self.host_failures.failed(peer_host(session.peer), now)
+        delay = failure_delay(self.settings.login_delay, max(failures, count))
         self.router.hooks.call_later(delay, lambda when: self._refuse(session, rid, failures, when))
 
     def _refuse(self, session: Session, rid: int, failures: int, now: float) -> None:
@@ -441,9 +438,39 @@ class Access(Gate):
         return False
 
 
-def _host(peer: str) -> str:
-    """The address part of ``host:port`` or ``[v6]:port``."""
-    return peer.rpartition(":")[0] or peer
+def peer_host(peer: str) -> str:
+    """The address part of ``host:port`` or ``[v6]:port`` (without brackets)."""
+    return (peer.rpartition(":")[0] or peer).strip("[]")
+
+
+def failure_delay(base: float, failures: int) -> float:
+    """Seconds before the answer to a login that failed for the ``failures``-th time: ``base``
+    doubled per failure, at most :data:`MAX_DELAY`."""
+    return min(MAX_DELAY, base * 2.0 ** min(failures - 1, 16))
+
+
+class HostFailures:
+    """Failed logins per peer address, shared by every way of logging in (the native
+    extension and HTTP Basic credentials), so that switching between them does not make
+    guessing faster. A host's failures are forgotten after :data:`HOST_MEMORY` seconds without
+    another; at most :data:`MAX_HOSTS` hosts are remembered (the table is cleared beyond)."""
+
+    def __init__(self) -> None:
+        self._by_host: dict[str, tuple[int, float]] = {}
+
+    def failed(self, host: str, now: float) -> int:
+        """Count one failure of ``host`` at ``now``; return its failures in a row."""
+        by_host = self._by_host
+        count, last = by_host.get(host, (0, now))
+        count = 1 if now - last > HOST_MEMORY else count + 1
+        if len(by_host) >= MAX_HOSTS and host not in by_host:
+            by_host.clear()
+        by_host[host] = (count, now)
+        return count
+
+    def forget(self, host: str) -> None:
+        """A success: forget the failures of ``host``."""
+        self._by_host.pop(host, None)
 
 
 class _Table(Protocol):

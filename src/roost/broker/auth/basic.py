@@ -10,7 +10,8 @@ Rules of this module:
   user and a SHA-256 of the password and valid only for the users file it was checked
   against (a reload forgets it), so a script's requests do not each pay an argon2 check.
 - A failure is answered ``401`` only after a delay that doubles with each failure from the
-  peer's address (as for logins over TCP), and is audited. At most :data:`MAX_CHECKS`
+  peer's address, counted together with its failed logins over TCP
+  (:class:`~roost.broker.auth.access.HostFailures`), and is audited. At most :data:`MAX_CHECKS`
   password checks wait at once; one more is answered ``503`` with ``Retry-After``, so a flood
   of guesses cannot queue unbounded work.
 """
@@ -26,7 +27,7 @@ from typing import Final
 
 from aiohttp import web
 
-from roost.broker.auth.access import HOST_MEMORY, MAX_DELAY, MAX_HOSTS, Access
+from roost.broker.auth.access import Access, failure_delay, peer_host
 from roost.broker.auth.gate import audit_log
 from roost.broker.auth.users import Users
 
@@ -68,8 +69,6 @@ class BasicLogins:
         self.access = access
         #: (user, SHA-256 of the password) -> (the users it was checked against, expiry).
         self._known: dict[tuple[str, bytes], tuple[Users, float]] = {}
-        #: Failures per peer address: (count, time of the latest).
-        self._failures: dict[str, tuple[int, float]] = {}
         #: Password checks running or waiting now.
         self.checking = 0
 
@@ -97,12 +96,12 @@ class BasicLogins:
             ok = await self._check(users, user, password)
         finally:
             self.checking -= 1
-        host = request.remote or "?"
+        host = peer_host(request.remote or "?")
         if ok:
             if len(self._known) >= MAX_REMEMBERED:
                 self._known.clear()
             self._known[key] = (users, time.monotonic() + REMEMBER)
-            self._failures.pop(host, None)
+            self.access.host_failures.forget(host)
             return user
         await self._fail(host, user, request.path, users)
         raise AssertionError("unreachable")  # pragma: no cover - _fail raises
@@ -119,12 +118,7 @@ class BasicLogins:
         return await done
 
     async def _fail(self, host: str, user: str, path: str, users: Users) -> None:
-        now = time.monotonic()
-        count, last = self._failures.get(host, (0, now))
-        count = 1 if now - last > HOST_MEMORY else count + 1
-        if len(self._failures) >= MAX_HOSTS and host not in self._failures:
-            self._failures.clear()
-        self._failures[host] = (count, now)
+        count = self.access.host_failures.failed(host, asyncio.get_running_loop().time())
         why = "wrong password" if user in users.hashes else "unknown user"
         audit_log.warning(
             "forbidden: user=%s peer=%s http %s: %s",
@@ -134,6 +128,5 @@ class BasicLogins:
             why,
             extra={"user": user, "peer": host, "path": path},
         )
-        delay = min(MAX_DELAY, self.access.settings.login_delay * 2 ** min(count - 1, 16))
-        await asyncio.sleep(delay)
+        await asyncio.sleep(failure_delay(self.access.settings.login_delay, count))
         raise web.HTTPUnauthorized(text="wrong user name or password", headers=_CHALLENGE)
